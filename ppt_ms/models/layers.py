@@ -1,0 +1,72 @@
+"""Building blocks of a ViT whose parameter names equal timm's state_dict keys."""
+import mindspore as ms
+from mindspore import nn, ops, Parameter
+from mindspore.common.initializer import initializer, TruncatedNormal, Zero, One
+
+
+def dense(in_features: int, out_features: int, bias: bool = True) -> nn.Dense:
+    """Linear layer initialised as timm's ViT: truncated normal std 0.02, zero bias."""
+    return nn.Dense(in_features, out_features, weight_init=TruncatedNormal(0.02),
+                    bias_init="zeros", has_bias=bias)
+
+
+class LayerNorm(nn.Cell):
+    """LayerNorm over the last axis with timm's parameter names (weight, bias)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = Parameter(initializer(One(), (dim,), ms.float32), name="weight")
+        self.bias = Parameter(initializer(Zero(), (dim,), ms.float32), name="bias")
+        self.norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+
+    def construct(self, x):
+        y, _, _ = self.norm(x, self.weight.astype(x.dtype), self.bias.astype(x.dtype))
+        return y
+
+
+class Mlp(nn.Cell):
+    """fc1 -> exact GELU -> fc2; [B, N, C] -> [B, N, C]."""
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.fc1 = dense(dim, hidden_dim)
+        self.act = nn.GELU(approximate=False)
+        self.fc2 = dense(hidden_dim, dim)
+
+    def construct(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DropPath(nn.Cell):
+    """Stochastic depth: in training, zero a sample's residual branch with
+    probability `rate` and scale the kept ones by 1/(1-rate)."""
+
+    def __init__(self, rate: float = 0.0):
+        super().__init__()
+        self.keep = 1.0 - rate
+        self.active = rate > 0.0
+
+    def construct(self, x):
+        if not self.active or not self.training:
+            return x
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+        mask = ops.floor(self.keep + ops.rand(shape, dtype=ms.float32))
+        return x * (mask / self.keep).astype(x.dtype)
+
+
+class PatchEmbed(nn.Cell):
+    """Image [B, 3, H, W] -> patch tokens [B, (H/p)*(W/p), C], row-major."""
+
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int):
+        super().__init__()
+        if img_size % patch_size:
+            raise ValueError("img_size %d is not a multiple of patch_size %d" % (img_size, patch_size))
+        self.grid_size = (img_size // patch_size, img_size // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.proj = nn.Conv2d(in_chans, dim, patch_size, stride=patch_size, pad_mode="valid",
+                              has_bias=True, weight_init=TruncatedNormal(0.02), bias_init="zeros")
+
+    def construct(self, x):
+        x = self.proj(x)
+        b, c = x.shape[0], x.shape[1]
+        return x.reshape(b, c, -1).transpose(0, 2, 1)

@@ -1,0 +1,207 @@
+"""ViT / DeiT with optional token reduction (PPT, ToMe, pruning).
+
+Parameter names equal timm's state_dict keys, so timm checkpoints load by name.
+The token plan is fixed at construction; every block knows how many tokens it
+receives and removes, so all shapes are static and graph mode compiles once.
+"""
+from typing import Mapping, Optional
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops, Parameter
+from mindspore.common.initializer import initializer, TruncatedNormal
+
+from ..token_reduction.reducers import build_reducer
+from ..token_reduction.schedule import BlockPlan, plan_from_config
+from ..token_reduction.significance import significance_scores
+from .attention import Attention
+from .layers import DropPath, LayerNorm, Mlp, PatchEmbed, dense
+from .registry import register_model
+
+TOKEN_REDUCTION_DEFAULTS = {"method": "none", "r": 0, "layers": [3, 6, 9], "threshold": 7e-5,
+                            "inflection": None, "prop_attn": True, "trace_source": False}
+
+
+def token_reduction_settings(token_reduction: Optional[Mapping]) -> dict:
+    """Complete a token_reduction mapping with defaults; reject unknown keys."""
+    settings = dict(TOKEN_REDUCTION_DEFAULTS)
+    if token_reduction is not None:
+        unknown = sorted(set(token_reduction) - set(settings))
+        if unknown:
+            raise ValueError("unknown token_reduction key(s) %s; valid keys: %s" % (unknown, sorted(settings)))
+        settings.update({k: v for k, v in dict(token_reduction).items()})
+    if settings["threshold"] is None or settings["threshold"] < 0:
+        raise ValueError("token_reduction.threshold must be >= 0, got %r" % settings["threshold"])
+    return settings
+
+
+class Block(nn.Cell):
+    """Pre-norm transformer block; between attention and MLP it may reduce the
+    tokens.  (x [B, N, C], size [B, N, 1], source) -> (x [B, N - r, C], size,
+    source, stats [B, 2])."""
+
+    def __init__(self, dim, num_heads, mlp_ratio, qkv_bias, drop_path, plan: BlockPlan,
+                 proportional: bool, num_prefix_tokens: int, threshold: float, trace_source: bool):
+        super().__init__()
+        self.norm1 = LayerNorm(dim)
+        self.attn = Attention(dim, num_heads, qkv_bias)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.plan = plan
+        self.proportional = proportional
+        self.reducer = build_reducer(plan.method, plan.r, num_prefix_tokens, trace_source, threshold)
+        self.reduces = self.reducer is not None
+        self.needs_scores = plan.method in ("ppt", "prune") and self.reduces
+
+    def construct(self, x, size, source):
+        b, n, _ = x.shape
+        q, k, v = self.attn.heads(self.norm1(x))
+        if self.proportional:
+            probs = self.attn.probabilities(q, k, ops.log(size).reshape(b, 1, 1, n))
+        else:
+            probs = self.attn.probabilities(q, k)
+        x = x + self.drop_path(self.attn.combine(probs, v))
+        if self.reduces:
+            metric = k.mean(axis=1)
+            scores = significance_scores(probs, v) if self.needs_scores else metric[:, :, 0]
+            x, size, source, stats = self.reducer(x, size, source, metric, scores)
+        else:
+            stats = ops.zeros((b, 2), ms.float32)
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return x, size, source, stats
+
+
+class VisionTransformer(nn.Cell):
+    """ViT/DeiT classifier: [B, 3, H, W] -> logits [B, num_classes]
+    (with `trace_source`: (logits, source [B, N_final, N_input]))."""
+
+    def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, embed_dim=768, depth=12,
+                 num_heads=12, mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.0, distilled=False,
+                 token_reduction: Optional[Mapping] = None):
+        super().__init__()
+        if num_classes <= 0:
+            raise ValueError("num_classes must be > 0, got %r" % num_classes)
+        self.num_classes = num_classes
+        self.embed_dim = embed_dim
+        self.distilled = distilled
+        self.num_prefix_tokens = 2 if distilled else 1
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
+        self.cls_token = Parameter(initializer(TruncatedNormal(0.02), (1, 1, embed_dim)), name="cls_token")
+        if distilled:
+            self.dist_token = Parameter(initializer(TruncatedNormal(0.02), (1, 1, embed_dim)), name="dist_token")
+        self.pos_embed = Parameter(initializer(TruncatedNormal(0.02), (1, self.num_tokens, embed_dim)),
+                                   name="pos_embed")
+
+        self.token_reduction = token_reduction_settings(token_reduction)
+        tr = self.token_reduction
+        self.plan = plan_from_config(tr, depth, self.num_tokens, self.num_prefix_tokens)
+        self.reduces = any(p.r > 0 for p in self.plan)
+        self.trace_source = bool(tr["trace_source"]) and self.reduces
+        first_reducing = min([p.index for p in self.plan if p.r > 0], default=depth)
+        rates = np.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.CellList([
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i], self.plan[i],
+                  proportional=bool(tr["prop_attn"]) and i > first_reducing,
+                  num_prefix_tokens=self.num_prefix_tokens, threshold=float(tr["threshold"]),
+                  trace_source=self.trace_source)
+            for i in range(depth)])
+        self.norm = LayerNorm(embed_dim)
+        self.head = dense(embed_dim, num_classes)
+        if distilled:
+            self.head_dist = dense(embed_dim, num_classes)
+
+    @property
+    def tokens_per_block(self):
+        """Token count leaving each block, from the static plan."""
+        return [p.tokens_out for p in self.plan]
+
+    def embed(self, images):
+        x = self.patch_embed(images)
+        b = x.shape[0]
+        prefix = ops.broadcast_to(self.cls_token.astype(x.dtype), (b, 1, self.embed_dim))
+        if self.distilled:
+            dist = ops.broadcast_to(self.dist_token.astype(x.dtype), (b, 1, self.embed_dim))
+            prefix = ops.concat((prefix, dist), axis=1)
+        return ops.concat((prefix, x), axis=1) + self.pos_embed.astype(x.dtype)
+
+    def forward_features(self, images):
+        """-> (normed tokens [B, N_final, C], size [B, N_final, 1], source, stats [depth, B, 2])."""
+        x = self.embed(images)
+        b, n, _ = x.shape
+        size = ops.ones((b, n, 1), ms.float32)
+        if self.trace_source:
+            source = ops.broadcast_to(ops.eye(n, n, ms.float32).reshape(1, n, n), (b, n, n))
+        else:
+            source = ops.zeros((1,), ms.float32)
+        stats = ()
+        for block in self.blocks:
+            x, size, source, block_stats = block(x, size, source)
+            stats = stats + (block_stats,)
+        return self.norm(x), size, source, ops.stack(stats)
+
+    def forward_head(self, x):
+        if self.distilled:
+            return (self.head(x[:, 0]) + self.head_dist(x[:, 1])) / 2
+        return self.head(x[:, 0])
+
+    def construct(self, images):
+        x, _, source, _ = self.forward_features(images)
+        logits = self.forward_head(x)
+        if self.trace_source:
+            return logits, source
+        return logits
+
+
+class TokenTrace(nn.Cell):
+    """Everything a reduced forward pass decides, for tests and visualisation:
+    images -> (logits, size [B, N_final, 1], source, stats [depth, B, 2]) where
+    stats[..., 0] is 1 where an image was pooled and stats[..., 1] its score variance."""
+
+    def __init__(self, net: VisionTransformer):
+        super().__init__()
+        self.net = net
+
+    def construct(self, images):
+        x, size, source, stats = self.net.forward_features(images)
+        return self.net.forward_head(x), size, source, stats
+
+
+def _vit(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12, distilled=False, **overrides):
+    overrides.setdefault("img_size", img_size)
+    return VisionTransformer(patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+                             distilled=distilled, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_FAMILY = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12), "large": (1024, 16)}
+
+
+def _define(name, size, img_size, distilled=False):
+    dim, heads = _FAMILY[size]
+    depth = 24 if size == "large" else 12
+
+    def constructor(**overrides):
+        return _vit(img_size, 16, dim, depth, heads, distilled, **overrides)
+    constructor.__name__ = name
+    constructor.__doc__ = "%s: ViT-%s/16, %d px%s (timm name)." % (name, size, img_size,
+                                                                    ", distillation token" if distilled else "")
+    register_model(constructor)
+
+
+for _size in ("tiny", "small", "base"):
+    _define("deit_%s_patch16_224" % _size, _size, 224)
+    _define("deit_%s_distilled_patch16_224" % _size, _size, 224, distilled=True)
+_define("deit_base_patch16_384", "base", 384)
+_define("deit_base_distilled_patch16_384", "base", 384, distilled=True)
+for _size in ("tiny", "small", "base", "large"):
+    _define("vit_%s_patch16_224" % _size, _size, 224)
+    _define("vit_%s_patch16_384" % _size, _size, 384)
+
+
+@register_model
+def vit_quickstart(**overrides):
+    """A tiny ViT for the built-in digits example: 32 px, 4 px patches (64 + CLS tokens), width 64, 4 blocks."""
+    overrides.setdefault("img_size", 32)
+    overrides.setdefault("num_classes", 10)
+    return _vit(patch_size=4, embed_dim=64, depth=4, num_heads=2, **overrides)

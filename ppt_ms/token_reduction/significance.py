@@ -1,0 +1,26 @@
+"""PPT's token significance (ATS score) and its spread, in float32."""
+import mindspore as ms
+from mindspore import ops
+
+CLS_SCORE = 2.0  # above any normalised score, so CLS always ranks first
+
+
+def significance_scores(probs, v):
+    """s_j = (sum over heads of the CLS row attn[:, h, 0, j]) * ||v_j||_2, where v_j
+    is token j's value with all heads concatenated; the N-1 non-CLS scores are
+    normalised to sum 1 and CLS gets the constant 2.
+
+    probs [B, H, N, N], v [B, H, N, d] -> scores [B, N] float32.
+    """
+    b, h, n, d = v.shape
+    cls_attention = probs[:, :, 0, :].astype(ms.float32).sum(axis=1)
+    value_norm = ops.norm(v.astype(ms.float32).transpose(0, 2, 1, 3).reshape(b, n, h * d), dim=-1)
+    patch_scores = (cls_attention * value_norm)[:, 1:]
+    patch_scores = patch_scores / patch_scores.sum(axis=1, keepdims=True)
+    cls_score = ops.full((b, 1), CLS_SCORE, dtype=ms.float32)
+    return ops.concat((cls_score, patch_scores), axis=1)
+
+
+def score_variance(scores):
+    """Unbiased variance (divide by count - 1) of the non-CLS scores: [B, N] -> [B]."""
+    return ops.var(scores[:, 1:], axis=1, ddof=1)
