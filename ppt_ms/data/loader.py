@@ -1,0 +1,122 @@
+"""``create_dataset``: scanned image folder -> batched, augmented mindspore.dataset pipeline.
+
+Reads the ``data`` config section by item: path, train_split, val_split, batch_size,
+num_workers, crop_pct, interpolation, mean, std, and for training also hflip, scale, ratio,
+auto_augment, reprob, mixup, cutmix, mixup_prob, mixup_switch_prob, label_smoothing.
+Optional: verify_images (default false; true decodes every file once while scanning).
+"""
+import logging
+import os
+
+import mindspore as ms
+import mindspore.dataset as ds
+import mindspore.dataset.transforms as transforms
+
+from .image_folder import check_splits_match, list_class_names, scan_split
+from .mixup import BatchMixup
+from .source import DecodedImages
+from .transforms import build_eval_transforms, build_train_transforms
+
+SPLIT_ROLES = ('train', 'val')
+_logger = logging.getLogger(__name__)
+
+
+def config_value(data_cfg, key, default=KeyError):
+    """data_cfg[key]; a missing key raises KeyError naming it unless a default is given."""
+    try:
+        return data_cfg[key]
+    except KeyError:
+        if default is KeyError:
+            raise KeyError(f"data config has no key '{key}'") from None
+        return default
+
+
+def scan_role(data_cfg, split, verify_images=False):
+    """Scan the folder configured for split 'train' or 'val'; classes must match the other split if it exists."""
+    if split not in SPLIT_ROLES:
+        raise ValueError(f"split must be one of {SPLIT_ROLES} (the folder names come from "
+                         f"train_split / val_split), got '{split}'")
+    root = config_value(data_cfg, 'path')
+    other_role = 'val' if split == 'train' else 'train'
+    folder, other = config_value(data_cfg, f'{split}_split'), config_value(data_cfg, f'{other_role}_split')
+    scan = scan_split(root, folder, verify_images)
+    if folder != other and os.path.isdir(os.path.join(root, other)):
+        check_splits_match(scan.class_names, list_class_names(os.path.join(root, other)), folder, other)
+    return scan
+
+
+def build_mixup(data_cfg, num_classes, seed, rank):
+    """BatchMixup (with label smoothing folded in) when mixup or cutmix is on, else None."""
+    mixup, cutmix = config_value(data_cfg, 'mixup'), config_value(data_cfg, 'cutmix')
+    prob = config_value(data_cfg, 'mixup_prob')
+    if not ((mixup > 0 or cutmix > 0) and prob > 0):
+        return None
+    return BatchMixup(num_classes, mixup, cutmix, prob, config_value(data_cfg, 'mixup_switch_prob'),
+                      config_value(data_cfg, 'label_smoothing'), seed=[seed, rank])
+
+
+def smoothing_ops(smoothing, num_classes):
+    """Per-sample int label -> float32 [num_classes] smoothed one-hot (timm's values)."""
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f'label_smoothing must be in [0, 1), got {smoothing}')
+    return [transforms.OneHot(num_classes, smoothing_rate=smoothing), transforms.TypeCast(ms.float32)]
+
+
+def _image_transforms(data_cfg, img_size, training):
+    common = dict(img_size=img_size, interpolation=config_value(data_cfg, 'interpolation'),
+                  mean=config_value(data_cfg, 'mean'), std=config_value(data_cfg, 'std'))
+    if not training:
+        return build_eval_transforms(crop_pct=config_value(data_cfg, 'crop_pct'), **common)
+    return build_train_transforms(scale=config_value(data_cfg, 'scale'), ratio=config_value(data_cfg, 'ratio'),
+                                  hflip=config_value(data_cfg, 'hflip'),
+                                  auto_augment=config_value(data_cfg, 'auto_augment'),
+                                  reprob=config_value(data_cfg, 'reprob'), **common)
+
+
+def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=None, rank=0, group_size=1,
+                   shuffle=None, seed=0, drop_remainder=None):
+    """Batched pipeline over the images of split 'train' or 'val'.
+
+    Columns: image float32 [B, 3, img_size, img_size]; label int32 [B] class ids, or float32
+    [B, num_classes] soft targets when training with mixup/cutmix or label smoothing.
+    training selects the augmentation (train) or the DeiT eval transform. shuffle and
+    drop_remainder default to ``training``; batch_size defaults to data_cfg['batch_size'].
+    Sharding: rank ``rank`` of ``group_size`` reads 1/group_size of the samples; when the count
+    is not divisible, MindSpore's sampler repeats a few samples so all shards have equal length.
+    Shuffling and the random augmentations follow mindspore.dataset.config.set_seed (use the same
+    seed on all ranks); ``seed`` (with rank) seeds the Mixup/CutMix draws.
+    """
+    if not isinstance(img_size, int) or img_size < 1:
+        raise ValueError(f'img_size must be a positive int, got {img_size!r}')
+    if not 0 <= rank < group_size:
+        raise ValueError(f'rank must be in [0, group_size={group_size}), got {rank}')
+    batch_size = config_value(data_cfg, 'batch_size') if batch_size is None else batch_size
+    shuffle = training if shuffle is None else shuffle
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    workers = max(1, int(config_value(data_cfg, 'num_workers')))
+
+    scan = scan_role(data_cfg, split, config_value(data_cfg, 'verify_images', False))
+    if len(scan.class_names) != num_classes:
+        raise ValueError(f"'{scan.split_dir}' has {len(scan.class_names)} class folders but the model has "
+                         f"num_classes={num_classes}")
+    shard_size = -(-len(scan.samples) // group_size)
+    if drop_remainder and shard_size < batch_size:
+        raise ValueError(f"'{scan.split_dir}' gives {shard_size} images per shard, fewer than "
+                         f"batch_size={batch_size}: with drop_remainder no batch would be produced")
+    _logger.info('%s: %d images, %d classes, %d skipped as unreadable', scan.split_dir, len(scan.samples),
+                 len(scan.class_names), len(scan.skipped))
+
+    sharding = dict(num_shards=group_size, shard_id=rank) if group_size > 1 else {}
+    dataset = ds.GeneratorDataset(DecodedImages(scan.samples), column_names=['image', 'label'], shuffle=shuffle,
+                                  num_parallel_workers=workers, python_multiprocessing=workers > 1, **sharding)
+    dataset = dataset.map(operations=_image_transforms(data_cfg, img_size, training), input_columns='image',
+                          num_parallel_workers=workers)
+    mixer = build_mixup(data_cfg, num_classes, seed, rank) if training else None
+    smoothing = config_value(data_cfg, 'label_smoothing') if training else 0.0
+    if mixer is None and smoothing > 0:
+        dataset = dataset.map(operations=smoothing_ops(smoothing, num_classes), input_columns='label')
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if mixer is not None:
+        dataset = dataset.map(operations=mixer, input_columns=['image', 'label'],
+                              num_parallel_workers=1, python_multiprocessing=False)
+    return dataset

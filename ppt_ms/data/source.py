@@ -1,0 +1,27 @@
+"""Random-access sample source for ``mindspore.dataset.GeneratorDataset``: decode with PIL in Python."""
+import numpy as np
+from PIL import Image
+
+
+def load_rgb(path):
+    """Decode any PIL-readable image (grayscale, RGBA, palette, CMYK, ...) to RGB uint8 [H, W, 3]."""
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert('RGB'), dtype=np.uint8)
+    except Exception as error:  # PIL raises many types for corrupt files
+        raise RuntimeError(f"cannot decode image '{path}' ({type(error).__name__}: {error}); "
+                           "set verify_images: true in the data config to skip unreadable files") from error
+
+
+class DecodedImages:
+    """index -> (RGB uint8 [H, W, 3], int32 label) over a scanned [(path, label)] list."""
+
+    def __init__(self, samples):
+        self.samples = list(samples)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        path, label = self.samples[index]
+        return load_rgb(path), np.int32(label)

@@ -1,0 +1,92 @@
+"""Per-image transforms of the DeiT recipe, built from mindspore.dataset.vision ops.
+
+Input of every pipeline: an RGB uint8 HWC numpy image of any size (decoded by PIL).
+Output: a float32 CHW image normalised with (mean, std); mean/std are on the 0-1 scale,
+as in timm.
+
+Interpolation: 'bicubic' uses Inter.PILCUBIC, which reproduces PIL's bicubic resize (what
+timm uses) exactly, up- and downscaling. 'bilinear' and 'nearest' use OpenCV's kernels,
+which differ from PIL's when downscaling (no antialiasing).
+"""
+import math
+
+import mindspore.dataset.vision as vision
+
+from .rand_augment import build_rand_augment
+
+INTERPOLATIONS = {
+    'bicubic': vision.Inter.PILCUBIC,
+    'bilinear': vision.Inter.BILINEAR,
+    'nearest': vision.Inter.NEAREST,
+}
+# timm RandomErasing defaults: area fraction in [0.02, 1/3], aspect ratio in [0.3, 1/0.3].
+ERASE_AREA = (0.02, 1 / 3)
+ERASE_RATIO = (0.3, 1 / 0.3)
+
+
+def resolve_interpolation(name):
+    if name not in INTERPOLATIONS:
+        raise ValueError(f"interpolation '{name}' is not supported; use one of {sorted(INTERPOLATIONS)}")
+    return INTERPOLATIONS[name]
+
+
+def check_mean_std(mean, std):
+    """Validate per-channel mean/std given on the 0-1 scale (timm convention)."""
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f'mean and std need 3 values (RGB), got mean={list(mean)}, std={list(std)}')
+    if any(not 0.0 <= value <= 1.0 for value in mean) or any(not 0.0 < value <= 1.0 for value in std):
+        raise ValueError(f'mean and std must be on the 0-1 scale as in timm (e.g. mean [0.485, 0.456, 0.406]), '
+                         f'got mean={list(mean)}, std={list(std)}')
+
+
+def _check_probability(name, value):
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f'{name} must be a probability in [0, 1], got {value}')
+
+
+def _check_range(name, bounds, upper=math.inf):
+    if len(bounds) != 2 or not 0.0 < bounds[0] <= bounds[1] <= upper:
+        raise ValueError(f'{name} must be [low, high] with 0 < low <= high <= {upper}, got {list(bounds)}')
+
+
+def eval_resize_size(img_size, crop_pct):
+    """Shorter side before the center crop: floor(img_size / crop_pct), as timm."""
+    if not 0.0 < crop_pct <= 1.0:
+        raise ValueError(f'crop_pct must be in (0, 1], got {crop_pct}')
+    return int(math.floor(img_size / crop_pct))
+
+
+def _to_normalised_chw(mean, std):
+    """uint8 HWC -> float32 CHW in [0, 1] -> (x - mean) / std."""
+    return [vision.ToTensor(), vision.Normalize(mean=list(mean), std=list(std), is_hwc=False)]
+
+
+def build_eval_transforms(img_size, crop_pct, interpolation, mean, std):
+    """Resize shorter side to floor(img_size / crop_pct), center crop img_size, normalise -> [3, img_size, img_size]."""
+    check_mean_std(mean, std)
+    return [vision.Resize(eval_resize_size(img_size, crop_pct), resolve_interpolation(interpolation)),
+            vision.CenterCrop(img_size)] + _to_normalised_chw(mean, std)
+
+
+def build_train_transforms(img_size, scale, ratio, interpolation, hflip, auto_augment, reprob, mean, std):
+    """DeiT fine-tuning augmentation -> [3, img_size, img_size] float32.
+
+    RandomResizedCrop(scale, ratio) -> horizontal flip with probability hflip (0 = off) ->
+    RandAugment if auto_augment is a 'rand-...' string (None/'' = off) -> normalise ->
+    RandomErasing with probability reprob (0 = off), per-pixel normal noise as timm's 'pixel' mode.
+    """
+    check_mean_std(mean, std)
+    _check_range('scale', scale, upper=1.0)
+    _check_range('ratio', ratio)
+    _check_probability('hflip', hflip)
+    _check_probability('reprob', reprob)
+    operations = [vision.RandomResizedCrop(img_size, scale=tuple(scale), ratio=tuple(ratio),
+                                           interpolation=resolve_interpolation(interpolation))]
+    if hflip > 0:
+        operations.append(vision.RandomHorizontalFlip(hflip))
+    if auto_augment:
+        operations.append(build_rand_augment(auto_augment, mean))
+    operations += _to_normalised_chw(mean, std)
+    if reprob > 0:
+        operations.append(vision.RandomErasing(prob=reprob, scale=ERASE_AREA, ratio=ERASE_RATIO, value='random'))
+    return operations
