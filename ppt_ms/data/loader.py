@@ -37,11 +37,12 @@ def scan_role(data_cfg, split, verify_images=False):
         raise ValueError(f"split must be one of {SPLIT_ROLES} (the folder names come from "
                          f"train_split / val_split), got '{split}'")
     root = config_value(data_cfg, 'path')
-    other_role = 'val' if split == 'train' else 'train'
-    folder, other = config_value(data_cfg, f'{split}_split'), config_value(data_cfg, f'{other_role}_split')
-    scan = scan_split(root, folder, verify_images)
-    if folder != other and os.path.isdir(os.path.join(root, other)):
-        check_splits_match(scan.class_names, list_class_names(os.path.join(root, other)), folder, other)
+    folders = {role: config_value(data_cfg, f'{role}_split') for role in SPLIT_ROLES}
+    scan = scan_split(root, folders[split], verify_images)
+    other = folders['val' if split == 'train' else 'train']
+    if other != folders[split] and os.path.isdir(os.path.join(root, other)):
+        classes = {folders[split]: scan.class_names, other: list_class_names(os.path.join(root, other))}
+        check_splits_match(classes[folders['train']], classes[folders['val']], folders['train'], folders['val'])
     return scan
 
 

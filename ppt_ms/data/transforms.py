@@ -11,6 +11,7 @@ which differ from PIL's when downscaling (no antialiasing).
 import math
 
 import mindspore.dataset.vision as vision
+import numpy as np
 
 from .rand_augment import build_rand_augment
 
@@ -56,6 +57,25 @@ def eval_resize_size(img_size, crop_pct):
     return int(math.floor(img_size / crop_pct))
 
 
+class CenterCrop:
+    """Center crop of an HWC array with torchvision's offsets, which timm's eval transform uses.
+
+    Offsets are round((H - size) / 2) with Python's round-half-to-even; MindSpore's CenterCrop
+    floors them, which shifts the crop by one pixel whenever H - size is odd, e.g. 343 -> 224.
+    The image must be at least size x size (the eval resize guarantees it).
+    """
+
+    def __init__(self, size):
+        self.size = size
+
+    def __call__(self, image):
+        height, width = image.shape[:2]
+        if height < self.size or width < self.size:
+            raise ValueError(f'cannot center-crop {self.size}x{self.size} from an image of {height}x{width}')
+        top, left = int(round((height - self.size) / 2.0)), int(round((width - self.size) / 2.0))
+        return np.ascontiguousarray(image[top:top + self.size, left:left + self.size])
+
+
 def _to_normalised_chw(mean, std):
     """uint8 HWC -> float32 CHW in [0, 1] -> (x - mean) / std."""
     return [vision.ToTensor(), vision.Normalize(mean=list(mean), std=list(std), is_hwc=False)]
@@ -65,7 +85,7 @@ def build_eval_transforms(img_size, crop_pct, interpolation, mean, std):
     """Resize shorter side to floor(img_size / crop_pct), center crop img_size, normalise -> [3, img_size, img_size]."""
     check_mean_std(mean, std)
     return [vision.Resize(eval_resize_size(img_size, crop_pct), resolve_interpolation(interpolation)),
-            vision.CenterCrop(img_size)] + _to_normalised_chw(mean, std)
+            CenterCrop(img_size)] + _to_normalised_chw(mean, std)
 
 
 def build_train_transforms(img_size, scale, ratio, interpolation, hflip, auto_augment, reprob, mean, std):
