@@ -1,0 +1,52 @@
+"""convert_checkpoint: any supported checkpoint -> MindSpore .ckpt, optionally checked by loading it into a model."""
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .loading import LoadReport, load_pretrained
+from .saving import save_checkpoint_atomic
+from .state_dict import detect_format, read_state_dict
+
+
+@dataclass
+class ConversionSummary:
+    source: str
+    source_format: str
+    destination: str
+    num_tensors: int
+    num_elements: int
+    model: Optional[str] = None
+    report: Optional[LoadReport] = None
+
+    def lines(self) -> List[str]:
+        out = ["read %s (%s): %d tensors, %d values" % (self.source, self.source_format, self.num_tensors,
+                                                         self.num_elements)]
+        if self.report is not None:
+            out.append("loaded into %s:" % self.model)
+            out += ["  " + line for line in self.report.lines()]
+        out.append("wrote %s" % self.destination)
+        return out
+
+
+def convert_checkpoint(src, dst, model_name: Optional[str] = None, num_classes: Optional[int] = None,
+                       img_size: Optional[int] = None, use_ema: bool = False) -> ConversionSummary:
+    """Read `src` (any format read_state_dict supports) and write `dst` (.ckpt).
+    With `model_name`, build that model (num_classes / img_size overrides) and
+    load the weights into it strictly first, so the written checkpoint is known
+    to fit; pos_embed may be resized and a classifier of another size skipped."""
+    source_format = detect_format(src)
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    state = read_state_dict(src, use_ema=use_ema)
+    summary = ConversionSummary(os.fspath(src), source_format, os.fspath(dst), len(state),
+                                sum(int(array.size) for array in state.values()), model_name)
+    if model_name is None:
+        save_checkpoint_atomic(state, dst)
+        return summary
+    # imported here: ppt_ms.models may itself import this package for pretrained weights
+    from ..models import create_model
+
+    overrides = {k: v for k, v in (("num_classes", num_classes), ("img_size", img_size)) if v is not None}
+    net = create_model(model_name, **overrides)
+    summary.report = load_pretrained(net, state)
+    save_checkpoint_atomic(net, dst)
+    return summary

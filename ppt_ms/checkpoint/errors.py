@@ -1,0 +1,11 @@
+"""Errors raised while reading, loading or writing checkpoints."""
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be read, does not fit the network, or cannot be written.
+    The message names the file or the offending keys."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickled checkpoint asks for a global that is not one of the few that
+    rebuild tensors; nothing from the file was executed."""

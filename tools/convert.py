@@ -1,0 +1,37 @@
+"""Convert a timm/DeiT checkpoint (.pth/.pt/.bin, .safetensors, .npz, .ckpt) to a MindSpore .ckpt.
+
+    python tools/convert.py --src deit_small_patch16_224.pth --dst deit_small.ckpt --model deit_small_patch16_224
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ppt_ms.checkpoint import CheckpointError, convert_checkpoint  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--src", required=True, help="checkpoint to read (any supported format)")
+    parser.add_argument("--dst", required=True, help="MindSpore checkpoint to write (.ckpt)")
+    parser.add_argument("--model", help="ppt_ms model name; if given, the weights are loaded into it before saving")
+    parser.add_argument("--num_classes", type=int, help="classes of --model (a different head is skipped)")
+    parser.add_argument("--img_size", type=int, help="input size of --model (pos_embed is resized to fit)")
+    parser.add_argument("--use_ema", action="store_true", help="take the EMA weights of a training checkpoint")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = convert_checkpoint(args.src, args.dst, args.model, args.num_classes, args.img_size, args.use_ema)
+    except CheckpointError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 1
+    print("\n".join(summary.lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
