@@ -22,7 +22,7 @@ STD = (0.229, 0.224, 0.225)
 
 def data_cfg(path, **overrides):
     """A data config with every augmentation off."""
-    cfg = dict(path=str(path), train_split='train', val_split='val', batch_size=4, num_workers=1, crop_pct=0.875,
+    cfg = dict(path=None if path is None else str(path), train_split='train', val_split='val', batch_size=4, num_workers=1, crop_pct=0.875,
                interpolation='bicubic', mean=list(MEAN), std=list(STD), hflip=0.0, scale=[0.08, 1.0],
                ratio=[0.75, 4 / 3], auto_augment=None, reprob=0.0, mixup=0.0, cutmix=0.0, mixup_prob=1.0,
                mixup_switch_prob=0.5, label_smoothing=0.0)
@@ -260,6 +260,16 @@ def test_pipeline_label_formats(mixed_folder, smoothing):
         np.testing.assert_allclose(labels, expected, atol=1e-6)
 
 
+def test_none_switches_augmentations_off(tmp_path):
+    path = _square_folder(tmp_path)
+    off = dict(hflip=None, reprob=None, mixup=None, cutmix=None, mixup_prob=None, label_smoothing=None)
+    image = _first_train_image(tmp_path, **off)
+    np.testing.assert_allclose(image, normalise_chw(np.asarray(Image.open(path).resize((16, 16), Image.BICUBIC))),
+                               atol=1e-5)
+    _, labels = collect(create_dataset(data_cfg(tmp_path, **off), 'train', 16, 2, training=True, batch_size=2))
+    assert labels.dtype == np.int32
+
+
 def test_pipeline_mixup_gives_soft_targets(mixed_folder):
     root, _ = mixed_folder
     cfg = data_cfg(root, batch_size=4, mixup=0.8, cutmix=1.0, label_smoothing=0.1)
@@ -325,6 +335,8 @@ def test_config_and_model_mismatches_raise(mixed_folder):
     root, _ = mixed_folder
     with pytest.raises(ValueError, match='2 class folders but the model has num_classes=1000'):
         create_dataset(data_cfg(root), 'val', 16, 1000, training=False)
+    with pytest.raises(ValueError, match="'path' is not set"):
+        create_dataset(data_cfg(None), 'val', 16, 2, training=False)
     cfg = data_cfg(root)
     del cfg['crop_pct']
     with pytest.raises(KeyError, match='crop_pct'):

@@ -31,12 +31,21 @@ def config_value(data_cfg, key, default=KeyError):
         return default
 
 
+def config_switch(data_cfg, key):
+    """A numeric augmentation setting where None (like 0) means off: returns 0.0 for None."""
+    value = config_value(data_cfg, key)
+    return 0.0 if value is None else value
+
+
 def scan_role(data_cfg, split, verify_images=False):
     """Scan the folder configured for split 'train' or 'val'; classes must match the other split if it exists."""
     if split not in SPLIT_ROLES:
         raise ValueError(f"split must be one of {SPLIT_ROLES} (the folder names come from "
                          f"train_split / val_split), got '{split}'")
     root = config_value(data_cfg, 'path')
+    if root is None:
+        raise ValueError("data config 'path' is not set: point it at a folder with train/ and val/ "
+                         "(python tools/make_example_data.py --out data/digits writes an example)")
     folders = {role: config_value(data_cfg, f'{role}_split') for role in SPLIT_ROLES}
     scan = scan_split(root, folders[split], verify_images)
     other = folders['val' if split == 'train' else 'train']
@@ -48,12 +57,12 @@ def scan_role(data_cfg, split, verify_images=False):
 
 def build_mixup(data_cfg, num_classes, seed, rank):
     """BatchMixup (with label smoothing folded in) when mixup or cutmix is on, else None."""
-    mixup, cutmix = config_value(data_cfg, 'mixup'), config_value(data_cfg, 'cutmix')
-    prob = config_value(data_cfg, 'mixup_prob')
+    mixup, cutmix = config_switch(data_cfg, 'mixup'), config_switch(data_cfg, 'cutmix')
+    prob = config_switch(data_cfg, 'mixup_prob')
     if not ((mixup > 0 or cutmix > 0) and prob > 0):
         return None
-    return BatchMixup(num_classes, mixup, cutmix, prob, config_value(data_cfg, 'mixup_switch_prob'),
-                      config_value(data_cfg, 'label_smoothing'), seed=[seed, rank])
+    return BatchMixup(num_classes, mixup, cutmix, prob, config_switch(data_cfg, 'mixup_switch_prob'),
+                      config_switch(data_cfg, 'label_smoothing'), seed=[seed, rank])
 
 
 def smoothing_ops(smoothing, num_classes):
@@ -69,9 +78,9 @@ def _image_transforms(data_cfg, img_size, training):
     if not training:
         return build_eval_transforms(crop_pct=config_value(data_cfg, 'crop_pct'), **common)
     return build_train_transforms(scale=config_value(data_cfg, 'scale'), ratio=config_value(data_cfg, 'ratio'),
-                                  hflip=config_value(data_cfg, 'hflip'),
+                                  hflip=config_switch(data_cfg, 'hflip'),
                                   auto_augment=config_value(data_cfg, 'auto_augment'),
-                                  reprob=config_value(data_cfg, 'reprob'), **common)
+                                  reprob=config_switch(data_cfg, 'reprob'), **common)
 
 
 def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=None, rank=0, group_size=1,
@@ -113,7 +122,7 @@ def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=
     dataset = dataset.map(operations=_image_transforms(data_cfg, img_size, training), input_columns='image',
                           num_parallel_workers=workers)
     mixer = build_mixup(data_cfg, num_classes, seed, rank) if training else None
-    smoothing = config_value(data_cfg, 'label_smoothing') if training else 0.0
+    smoothing = config_switch(data_cfg, 'label_smoothing') if training else 0.0
     if mixer is None and smoothing > 0:
         dataset = dataset.map(operations=smoothing_ops(smoothing, num_classes), input_columns='label')
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
