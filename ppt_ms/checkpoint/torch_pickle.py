@@ -10,8 +10,8 @@ records; `tensor_array` turns a record plus the storage bytes into a NumPy
 array. Any other global (os.system, builtins.eval, a class, ...) raises
 UnsafeCheckpointError from `find_class`, i.e. before it could be called.
 
-The stand-ins are slotted, frozen objects: a pickle BUILD opcode aimed at one
-of them fails instead of altering it for later loads.
+The stand-ins are slotted, frozen objects that refuse __setstate__: a pickle
+BUILD opcode aimed at one of them fails instead of altering it for later loads.
 """
 import collections
 import pickle
@@ -26,6 +26,16 @@ from .dtypes import bfloat16_bits_to_float32
 from .errors import CheckpointError, UnsafeCheckpointError
 
 
+def _refuses_build(cls):
+    """Replace the __setstate__ that frozen slotted dataclasses get (it would let
+    a pickle BUILD opcode overwrite the fields) by one that raises."""
+    def __setstate__(self, state):
+        raise CheckpointError("checkpoint pickle tries to modify a %s" % type(self).__name__)
+    cls.__setstate__ = __setstate__
+    return cls
+
+
+@_refuses_build
 @dataclass(frozen=True, slots=True)
 class StorageType:
     """Stand-in for torch.<name>: the element type of a storage.
@@ -49,6 +59,7 @@ STORAGE_TYPES: Dict[str, StorageType] = {t.name: t for t in (
 )}
 
 
+@_refuses_build
 @dataclass(frozen=True, slots=True)
 class StorageRef:
     """`numel` elements of `storage_type`, starting at element `offset` of the
@@ -59,6 +70,7 @@ class StorageRef:
     offset: int = 0
 
 
+@_refuses_build
 @dataclass(frozen=True, slots=True)
 class TensorRef:
     """A tensor as torch pickles it: a strided view (element units) into a storage."""
@@ -190,7 +202,7 @@ def tensor_array(ref: TensorRef, storage: np.ndarray) -> np.ndarray:
         itemsize = storage.dtype.itemsize
         view = as_strided(storage[ref.offset:], shape=ref.size, strides=[s * itemsize for s in ref.stride],
                           writeable=False)
-        data = np.array(view, dtype=storage.dtype.newbyteorder("="))
+        data = np.array(view, dtype=storage.dtype.newbyteorder("="), order="C")
     if ref.storage.storage_type.bfloat16:
         return bfloat16_bits_to_float32(data)
     return data
