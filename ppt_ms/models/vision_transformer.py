@@ -168,13 +168,9 @@ class TokenTrace(nn.Cell):
         return self.net.forward_head(x), size, source, stats
 
 
-def _vit(patch_size, embed_dim, depth, num_heads, distilled=False, img_size=224, num_classes=1000, **overrides):
-    """A VisionTransformer of this architecture; overrides given as None keep the architecture's default."""
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    overrides.setdefault("img_size", img_size)
-    overrides.setdefault("num_classes", num_classes)
-    return VisionTransformer(patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-                             distilled=distilled, **overrides)
+def _vit(architecture: dict, overrides: dict):
+    """A VisionTransformer of `architecture`; overrides given as None keep its default."""
+    return VisionTransformer(**{**architecture, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 _FAMILY = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12), "large": (1024, 16)}
@@ -182,10 +178,11 @@ _FAMILY = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12), "large": (102
 
 def _define(name, size, img_size, distilled=False):
     dim, heads = _FAMILY[size]
-    depth = 24 if size == "large" else 12
+    architecture = dict(img_size=img_size, patch_size=16, embed_dim=dim, depth=24 if size == "large" else 12,
+                        num_heads=heads, distilled=distilled)
 
     def constructor(**overrides):
-        return _vit(16, dim, depth, heads, distilled, img_size, **overrides)
+        return _vit(architecture, overrides)
     constructor.__name__ = name
     constructor.__doc__ = "%s: ViT-%s/16, %d px%s (timm name)." % (name, size, img_size,
                                                                     ", distillation token" if distilled else "")
@@ -205,4 +202,4 @@ for _size in ("tiny", "small", "base", "large"):
 @register_model
 def vit_quickstart(**overrides):
     """A tiny ViT for the built-in digits example: 32 px, 4 px patches (64 + CLS tokens), width 64, 4 blocks."""
-    return _vit(4, 64, 4, 2, img_size=32, num_classes=10, **overrides)
+    return _vit(dict(img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=2, num_classes=10), overrides)
