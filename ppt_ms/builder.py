@@ -1,0 +1,48 @@
+"""From a config to a ready network: MindSpore context and model with weights."""
+import logging
+
+import mindspore as ms
+
+from .checkpoint import load_pretrained, read_state_dict
+from .models import create_model
+
+logger = logging.getLogger(__name__)
+
+MODES = {"graph": ms.GRAPH_MODE, "pynative": ms.PYNATIVE_MODE}
+
+
+def setup_context(system_cfg):
+    """Apply the `system` config section (device_target, mode, seed).  A device
+    this MindSpore build or machine cannot use is a clear error, raised before
+    any heavy work."""
+    target = system_cfg["device_target"]
+    try:
+        ms.set_context(mode=MODES[system_cfg["mode"]])
+        ms.set_device(target)
+        ms.set_seed(int(system_cfg["seed"]))
+        ms.Tensor([1.0]).asnumpy()
+    except (RuntimeError, ValueError) as err:
+        raise RuntimeError("system.device_target=%s is not usable here (%s); this MindSpore build supports "
+                           "the devices its package was built for: CPU always, GPU/Ascend only with their "
+                           "wheel and drivers" % (target, str(err).splitlines()[0])) from None
+
+
+def model_state(path):
+    """Network tensors of a checkpoint: a timm/DeiT file or one written by
+    tools/train.py (whose optimizer and EMA entries are left out)."""
+    state = read_state_dict(path)
+    return {k: v for k, v in state.items()
+            if not k.startswith(("adam_m.", "adam_v.", "moments.", "ema.", "global_step", "learning_rate"))}
+
+
+def build_model(cfg, weights=None):
+    """The config's model with its token reduction; weights from `weights`
+    (a checkpoint path) or else `model.pretrained`, if either is given."""
+    m = cfg["model"]
+    net = create_model(m["name"], num_classes=m["num_classes"], img_size=m["img_size"],
+                       drop_path_rate=m["drop_path_rate"], token_reduction=dict(cfg["token_reduction"]))
+    path = weights or m["pretrained"]
+    if path:
+        report = load_pretrained(net, model_state(path))
+        logger.info("loaded %s: %s", path, report)
+    return net
