@@ -416,3 +416,16 @@ def test_convert_tool_loads_real_deit_into_the_model(tmp_path):
     got = read_state_dict(dst)
     assert got["head.weight"].shape == (10, 192)
     assert all(np.array_equal(got[k], expected[k]) for k in expected if not k.startswith("head."))
+
+
+@needs_conformance
+def test_real_deit_at_another_resolution_gets_a_resized_pos_embed():
+    from ppt_ms.models import create_model
+    net = create_model("deit_tiny_patch16_224", img_size=256)
+    state = read_state_dict(REAL_PTH)
+    report = load_pretrained(net, state)
+    assert report.resized == {"pos_embed": ((1, 197, 192), (1, 257, 192))}
+    pos = net.pos_embed.asnumpy()
+    assert np.array_equal(pos[:, :1], state["pos_embed"][:, :1])
+    grid = state["pos_embed"][0, 1:].reshape(14, 14, 192)[:, :, :8].astype(np.float64)  # 8 channels suffice
+    np.testing.assert_allclose(pos[0, 1:, :8].reshape(16, 16, 8), bicubic_reference(grid, 16, 16), atol=2e-6)

@@ -1,6 +1,5 @@
 """read_state_dict: any supported checkpoint file -> {timm key: np.ndarray}."""
 import os
-import struct
 import zipfile
 from typing import Dict, Mapping
 
@@ -26,7 +25,6 @@ def detect_format(path) -> str:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError("checkpoint file not found: %s" % path)
-    size = os.path.getsize(path)
     with open(path, "rb") as stream:
         head = stream.read(9)
     if not head:
@@ -35,8 +33,8 @@ def detect_format(path) -> str:
         return _zip_kind(path)
     if head.startswith(b"\x80"):
         return "torch"  # pickle protocol >= 2: legacy torch.save stream
-    if len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= size - 8:
-        return "safetensors"
+    if head[8:9] == b"{":
+        return "safetensors"  # 8-byte header length, then the JSON header
     if path.endswith(".ckpt"):
         return "mindspore"
     raise CheckpointError("%s: unrecognised checkpoint content (starts with %r); supported: %s"
