@@ -275,6 +275,18 @@ def test_training_checkpoint_wrappers_and_module_prefix(tmp_path):
         read_state_dict(timm_style, use_ema=True)
 
 
+def test_module_state_dict_with_metadata_attribute(tmp_path):
+    """torch.save(model.state_dict()): an OrderedDict carrying a `_metadata` attribute (pickled with BUILD)."""
+    arrays = {"blocks.0.norm1.weight": np.ones(4, np.float32), "blocks.0.norm1.bias": np.zeros(4, np.float32)}
+    state = collections.OrderedDict(fake_state(arrays))
+    state._metadata = collections.OrderedDict([("", {"version": 1}), ("blocks.0.norm1", {"version": 1})])
+    data, _ = pickle_bytes(state)
+    assert b"ccollections\nOrderedDict\n" in data and data.rstrip(b".").endswith(b"b")  # BUILD of _metadata
+    got = read_state_dict(write_zip_pth(tmp_path / "sd.pth", state))
+    assert list(got) == list(arrays)
+    assert all(np.array_equal(got[k], arrays[k]) for k in arrays)
+
+
 def test_no_state_dict_inside_names_what_was_found(tmp_path):
     path = write_zip_pth(tmp_path / "opt.pth", {"optimizer": [1, 2], "epoch": 3})
     with pytest.raises(CheckpointError, match=r"opt\.pth.*'optimizer'.*'epoch'"):

@@ -69,10 +69,7 @@ def _read_zip(path: str):
         names = set(archive.namelist())
         pickles = [name for name in names if name.endswith("/data.pkl") and name.count("/") == 1]
         if len(pickles) != 1:
-            hint = " (a TorchScript archive from torch.jit.save?)" if any(
-                name.endswith("/constants.pkl") for name in names) else ""
-            raise CheckpointError("zip archive without a single '<name>/data.pkl' record: not a torch.save "
-                                  "file%s" % hint)
+            raise CheckpointError("zip archive without a single '<name>/data.pkl' record: not a torch.save file")
         prefix = pickles[0][:-len("data.pkl")]
         byteorder = "little"
         if prefix + "byteorder" in names:
