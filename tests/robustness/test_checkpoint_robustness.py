@@ -64,3 +64,12 @@ def test_safetensors_header_pointing_past_the_end(tmp_path):
     path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 16)
     with pytest.raises(CheckpointError, match=r"lies\.safetensors: not a readable safetensors file"):
         read_state_dict(path)
+
+
+def test_zip_with_two_torch_pickles(tmp_path):
+    path = tmp_path / "two.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("b/data.pkl", b"\x80\x02}q\x00.")
+    with pytest.raises(CheckpointError, match=r"two\.pth: zip archive without a single '<name>/data\.pkl'"):
+        read_state_dict(path)
