@@ -1,0 +1,348 @@
+"""An independent NumPy reference of ViT/DeiT with PPT and ToMe token reduction.
+
+Written from /work/shared/SPEC.md and the timm ViT definition, not from the
+ppt_ms code: float64 throughout, one image at a time (so a "mixed batch" is by
+construction each image alone), plain loops and np.argsort where the library
+uses batched gathers.  Parameters are a dict of NumPy arrays under timm's
+state_dict names.
+
+Shapes (one image): x [N, C] tokens, token 0 is CLS (token 1 the distillation
+token of a distilled DeiT); size [N, 1]; source [N, N0]; H heads of width d.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from scipy.special import erf
+
+CLS_SCORE = 2.0
+LN_EPS = 1e-6
+
+
+# --------------------------------------------------------------------------- timm architecture
+
+def timm_vit_shapes(img_size: int, patch_size: int, embed_dim: int, depth: int, num_classes: int,
+                    mlp_ratio: float = 4.0, distilled: bool = False, in_chans: int = 3) -> Dict[str, tuple]:
+    """Every parameter of timm's VisionTransformer / DistilledVisionTransformer: name -> shape."""
+    num_tokens = (img_size // patch_size) ** 2 + (2 if distilled else 1)
+    hidden = int(embed_dim * mlp_ratio)
+    shapes = {"cls_token": (1, 1, embed_dim), "pos_embed": (1, num_tokens, embed_dim),
+              "patch_embed.proj.weight": (embed_dim, in_chans, patch_size, patch_size),
+              "patch_embed.proj.bias": (embed_dim,)}
+    if distilled:
+        shapes["dist_token"] = (1, 1, embed_dim)
+    for i in range(depth):
+        block = {"norm1.weight": (embed_dim,), "norm1.bias": (embed_dim,),
+                 "attn.qkv.weight": (3 * embed_dim, embed_dim), "attn.qkv.bias": (3 * embed_dim,),
+                 "attn.proj.weight": (embed_dim, embed_dim), "attn.proj.bias": (embed_dim,),
+                 "norm2.weight": (embed_dim,), "norm2.bias": (embed_dim,),
+                 "mlp.fc1.weight": (hidden, embed_dim), "mlp.fc1.bias": (hidden,),
+                 "mlp.fc2.weight": (embed_dim, hidden), "mlp.fc2.bias": (embed_dim,)}
+        shapes.update({"blocks.%d.%s" % (i, k): v for k, v in block.items()})
+    shapes.update({"norm.weight": (embed_dim,), "norm.bias": (embed_dim,),
+                   "head.weight": (num_classes, embed_dim), "head.bias": (num_classes,)})
+    if distilled:
+        shapes.update({"head_dist.weight": (num_classes, embed_dim), "head_dist.bias": (num_classes,)})
+    return shapes
+
+
+def random_state_dict(shapes: Dict[str, tuple], seed: int, qk_gain: float = 1.0) -> Dict[str, np.ndarray]:
+    """Deterministic float32 test weights with enough structure that attention is
+    not uniform: LayerNorm gains near 1, small biases, weights ~ N(0, 1/fan_in),
+    the q and k rows of every qkv weight multiplied by `qk_gain`."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in sorted(shapes.items()):
+        if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "norm.weight":
+            value = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif name.endswith("bias"):
+            value = 0.05 * rng.standard_normal(shape)
+        elif name in ("cls_token", "dist_token", "pos_embed"):
+            value = 0.5 * rng.standard_normal(shape)
+        else:
+            fan_in = int(np.prod(shape[1:]))
+            value = rng.standard_normal(shape) / np.sqrt(fan_in)
+            if name.endswith("attn.qkv.weight"):
+                value[: 2 * shape[1]] *= qk_gain
+        params[name] = value.astype(np.float32)
+    return params
+
+
+def sample_images(seed: int, batch: int = 6, img_size: int = 32) -> np.ndarray:
+    """[B, 3, H, W] float32 test images: image i is a sinusoid of frequency i+1
+    plus Gaussian noise of strength i/B, so the images differ in how evenly
+    their attention spreads over the patches."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((batch, 3, img_size, img_size))
+    yy, xx = np.mgrid[0:img_size, 0:img_size] / img_size
+    images = [np.sin(2 * np.pi * (xx * (i + 1) + yy))[None] + noise[i] * i / batch for i in range(batch)]
+    return np.stack(images).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- layers
+
+def layer_norm(x, weight, bias, eps: float = LN_EPS):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+def gelu(x):
+    """Exact GELU: x * Phi(x)."""
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def linear(x, weight, bias):
+    return x @ weight.T + bias
+
+
+def softmax(x, axis: int = -1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def patch_embed(image, weight, bias):
+    """A p x p stride-p convolution: image [3, H, W] -> [(H/p)*(W/p), C], patches row-major."""
+    channels, height, width = image.shape
+    p = weight.shape[-1]
+    grid_h, grid_w = height // p, width // p
+    patches = image.reshape(channels, grid_h, p, grid_w, p).transpose(1, 3, 0, 2, 4)
+    return patches.reshape(grid_h * grid_w, channels * p * p) @ weight.reshape(weight.shape[0], -1).T + bias
+
+
+@dataclass
+class AttentionOut:
+    out: np.ndarray    # [N, C] after the output projection
+    probs: np.ndarray  # [H, N, N] softmax attention
+    k: np.ndarray      # [H, N, d]
+    v: np.ndarray      # [H, N, d]
+
+
+def attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads: int, size=None) -> AttentionOut:
+    """Multi-head self-attention; with `size` [N, 1] proportional attention adds
+    log(size of the key token) to every logit."""
+    n, c = x.shape
+    d = c // num_heads
+    q, k, v = linear(x, qkv_w, qkv_b).reshape(n, 3, num_heads, d).transpose(1, 2, 0, 3)
+    logits = q @ k.transpose(0, 2, 1) * d ** -0.5
+    if size is not None:
+        logits = logits + np.log(size[:, 0])[None, None, :]
+    probs = softmax(logits, axis=-1)
+    heads_out = (probs @ v).transpose(1, 0, 2).reshape(n, c)
+    return AttentionOut(linear(heads_out, proj_w, proj_b), probs, k, v)
+
+
+# --------------------------------------------------------------------------- PPT significance
+
+def significance_scores(probs, v):
+    """ATS significance: s_j = sum_h probs[h, 0, j] * ||v_j|| (v_j all heads
+    concatenated), CLS dropped, the rest normalised to sum 1, CLS set to 2.
+    probs [H, N, N], v [H, N, d] -> [N]."""
+    value_norm = np.sqrt((v ** 2).sum(axis=2).sum(axis=0))
+    raw = probs[:, 0, :].sum(axis=0) * value_norm
+    patches = raw[1:] / raw[1:].sum()
+    return np.concatenate([[CLS_SCORE], patches])
+
+
+def score_variance(scores, ddof: int = 1) -> float:
+    """Variance of the non-CLS scores; PPT uses the unbiased one (ddof=1)."""
+    patches = scores[1:]
+    return float(((patches - patches.mean()) ** 2).sum() / (len(patches) - ddof))
+
+
+# --------------------------------------------------------------------------- ToMe
+
+@dataclass
+class Matching:
+    unmerged: np.ndarray  # A indices that stay, ascending
+    src: np.ndarray       # A indices merged away, strongest edge first
+    dst: np.ndarray       # B index each src merges into
+
+
+def bipartite_matching(metric, r: int, distill_token: bool = False) -> Matching:
+    """ToMe's bipartite soft matching of one image: metric [N, d]; A = even
+    tokens, B = odd tokens.  CLS (A 0) never merges; nothing merges into the
+    distillation token (B 0).  Ties in edge strength keep A order."""
+    m = metric / np.linalg.norm(metric, axis=-1, keepdims=True)
+    similarity = m[0::2] @ m[1::2].T
+    similarity[0, :] = -np.inf
+    if distill_token:
+        similarity[:, 0] = -np.inf
+    best = similarity.max(axis=1)
+    partner = similarity.argmax(axis=1)
+    by_strength = np.argsort(-best, kind="stable")
+    src = by_strength[:r]
+    return Matching(np.sort(by_strength[r:]), src, partner[src])
+
+
+def merge(t, matching: Matching, distill_token: bool = False, reduce: str = "sum"):
+    """Apply a matching to t [N, K]: src rows are added (reduce='sum') or
+    max-combined (reduce='max') into their B partner.  -> [N - r, K] in the
+    order [unmerged A, all B], or [A0, B0, A1.., B1..] with a distillation token."""
+    a, b = t[0::2], t[1::2].copy()
+    combine = np.add if reduce == "sum" else np.maximum
+    combine.at(b, matching.dst, a[matching.src])
+    kept = a[matching.unmerged]
+    if distill_token:
+        return np.concatenate([kept[:1], b[:1], kept[1:], b[1:]])
+    return np.concatenate([kept, b])
+
+
+def merge_weighted(x, size, matching: Matching, distill_token: bool = False):
+    """Size-weighted average of merged tokens; sizes add up."""
+    total = merge(x * size, matching, distill_token)
+    new_size = merge(size, matching, distill_token)
+    return total / new_size, new_size
+
+
+# --------------------------------------------------------------------------- pruning
+
+def prune_order(scores, keep: int, distill_token: bool = False):
+    """Indices of the `keep` most significant tokens, most significant first
+    (CLS first by its constant score; the distillation token second when
+    protected).  Equal scores keep token order."""
+    ranked = np.argsort(-np.asarray(scores), kind="stable")
+    if distill_token:
+        ranked = np.concatenate([[0, 1], ranked[(ranked != 0) & (ranked != 1)]])
+    return ranked[:keep]
+
+
+# --------------------------------------------------------------------------- schedules
+
+def tome_r_schedule(depth: int, r: Union[int, Sequence[int], Tuple[int, float]]) -> List[int]:
+    """ToMe's r per block: int -> constant; list -> padded with 0; (r, inflection)
+    -> linear from r*(1-inflection) to 2r - r*(1-inflection), floored."""
+    if isinstance(r, list):
+        return list(r) + [0] * (depth - len(r))
+    inflection = 0.0
+    if isinstance(r, tuple):
+        r, inflection = r
+    first = int(r * (1.0 - inflection))
+    last = 2 * r - first
+    step = (last - first) / (depth - 1)
+    return [int(first + step * i) for i in range(depth)]
+
+
+def applied_r(requested: int, num_tokens: int, protected: int) -> int:
+    """What a block really removes: at most half of its unprotected tokens."""
+    return max(0, min(requested, (num_tokens - protected) // 2))
+
+
+def tokens_after_blocks(num_tokens: int, schedule: Sequence[int], protected: int = 1) -> List[int]:
+    """Token count leaving each block for a requested r schedule."""
+    counts = []
+    for requested in schedule:
+        num_tokens -= applied_r(requested, num_tokens, protected)
+        counts.append(num_tokens)
+    return counts
+
+
+def ppt_r_schedule(depth: int, r: Union[int, Sequence[int]], layers: Sequence[int]) -> List[int]:
+    """PPT's r per block: r (or r[i] for the i-th listed layer) in `layers`, 0 elsewhere."""
+    per_layer = list(r) if isinstance(r, (list, tuple)) else [r] * len(layers)
+    schedule = [0] * depth
+    for layer, value in zip(layers, per_layer):
+        schedule[layer] = value
+    return schedule
+
+
+# --------------------------------------------------------------------------- full model
+
+@dataclass
+class Reduction:
+    """Token reduction of a reference forward pass.  method: none | tome | ppt | prune;
+    for tome `r` is ToMe's r argument (int, list or (r, inflection)); for ppt and
+    prune r applies to `layers`."""
+    method: str = "none"
+    r: Union[int, Sequence[int], Tuple[int, float]] = 0
+    layers: Sequence[int] = ()
+    threshold: float = 7e-5
+    prop_attn: bool = True
+
+    def schedule(self, depth: int) -> List[int]:
+        if self.method == "none":
+            return [0] * depth
+        if self.method == "tome":
+            return tome_r_schedule(depth, self.r)
+        return ppt_r_schedule(depth, self.r, self.layers)
+
+
+@dataclass
+class ImageTrace:
+    """Everything one image's forward pass decided."""
+    logits: np.ndarray = None                   # [K]
+    size: np.ndarray = None                     # [N_final, 1]
+    source: np.ndarray = None                   # [N_final, N0]
+    tokens_per_block: List[int] = field(default_factory=list)
+    pooled: Dict[int, bool] = field(default_factory=dict)      # PPT layer -> pooled?
+    variance: Dict[int, float] = field(default_factory=dict)   # PPT layer -> unbiased variance
+    block_outputs: List[np.ndarray] = field(default_factory=list)
+
+
+def reduce_tokens(method: str, x, size, source, metric, scores, r: int, threshold: float,
+                  distill_token: bool):
+    """One image's reduction step -> (x, size, source, pooled or None, variance or None)."""
+    if method == "tome":
+        pooled, variance = True, None
+    elif method == "prune":
+        pooled, variance = False, None
+    else:
+        variance = score_variance(scores)
+        pooled = variance < threshold
+    if pooled:
+        matching = bipartite_matching(metric, r, distill_token)
+        x, new_size = merge_weighted(x, size, matching, distill_token)
+        source = merge(source, matching, distill_token, reduce="max")
+        size = new_size
+    else:
+        keep = prune_order(scores, len(x) - r, distill_token)
+        x, size, source = x[keep], size[keep], source[keep]
+    return x, size, source, (pooled if method == "ppt" else None), variance
+
+
+def forward_image(params: Dict[str, np.ndarray], image, num_heads: int,
+                  reduction: Optional[Reduction] = None) -> ImageTrace:
+    """The ViT/DeiT forward pass of one image [3, H, W] with token reduction."""
+    reduction = reduction or Reduction()
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    distilled = "dist_token" in p
+    depth = len({k.split(".")[1] for k in p if k.startswith("blocks.")})
+    protected = 2 if distilled else 1
+    schedule = reduction.schedule(depth)
+
+    prefix = [p["cls_token"][0]] + ([p["dist_token"][0]] if distilled else [])
+    x = np.concatenate(prefix + [patch_embed(np.asarray(image, np.float64), p["patch_embed.proj.weight"],
+                                             p["patch_embed.proj.bias"])]) + p["pos_embed"][0]
+    n0 = len(x)
+    size, source = np.ones((n0, 1)), np.eye(n0)
+    trace = ImageTrace()
+    for i in range(depth):
+        b = "blocks.%d." % i
+        att = attention(layer_norm(x, p[b + "norm1.weight"], p[b + "norm1.bias"]),
+                        p[b + "attn.qkv.weight"], p[b + "attn.qkv.bias"],
+                        p[b + "attn.proj.weight"], p[b + "attn.proj.bias"], num_heads,
+                        size if reduction.prop_attn else None)
+        x = x + att.out
+        r = applied_r(schedule[i], len(x), protected)
+        if r > 0:
+            scores = significance_scores(att.probs, att.v)
+            x, size, source, pooled, variance = reduce_tokens(
+                reduction.method, x, size, source, att.k.mean(axis=0), scores, r, reduction.threshold, distilled)
+            if pooled is not None:
+                trace.pooled[i], trace.variance[i] = pooled, variance
+        hidden = gelu(linear(layer_norm(x, p[b + "norm2.weight"], p[b + "norm2.bias"]),
+                             p[b + "mlp.fc1.weight"], p[b + "mlp.fc1.bias"]))
+        x = x + linear(hidden, p[b + "mlp.fc2.weight"], p[b + "mlp.fc2.bias"])
+        trace.tokens_per_block.append(len(x))
+        trace.block_outputs.append(x)
+    x = layer_norm(x, p["norm.weight"], p["norm.bias"])
+    logits = linear(x[0], p["head.weight"], p["head.bias"])
+    if distilled:
+        logits = (logits + linear(x[1], p["head_dist.weight"], p["head_dist.bias"])) / 2
+    trace.logits, trace.size, trace.source = logits, size, source
+    return trace
+
+
+def forward(params, images, num_heads: int, reduction: Optional[Reduction] = None) -> List[ImageTrace]:
+    """forward_image for every image of a batch [B, 3, H, W]."""
+    return [forward_image(params, image, num_heads, reduction) for image in images]
