@@ -1,0 +1,40 @@
+"""Draw token maps (which patches each token stands for after every reducing block) for a few images.
+
+Usage: python tools/visualize.py --config configs/ppt/ppt_deit_tiny.yaml [--ckpt W] --image a.jpg [--image b.png ...]
+       --out DIR [--fill mean|palette] [--title TEXT] [--columns 7] [--section.key VALUE ...]
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ppt_ms.builder import setup_context  # noqa: E402
+from ppt_ms.config import parse_cli  # noqa: E402
+from ppt_ms.visualize import FILLS, visualize  # noqa: E402
+
+
+def tool_arguments(parser):
+    parser.add_argument("--ckpt", help="weights (timm .pth/.safetensors or a tools/train.py checkpoint); "
+                        "default: model.pretrained")
+    parser.add_argument("--image", action="append", required=True, help="an image file (repeatable)")
+    parser.add_argument("--out", required=True, help="folder for the PNGs (<image stem>_tokens.png)")
+    parser.add_argument("--fill", choices=FILLS, default="mean",
+                        help="token colour: mean colour of its patches (ToMe style) or a distinct palette colour")
+    parser.add_argument("--title", default="", help="extra text under the generated title line")
+    parser.add_argument("--columns", type=int, default=7, help="panels per row")
+
+
+def main(argv=None):
+    cfg, args = parse_cli(argv, __doc__.splitlines()[0], extra=tool_arguments)
+    setup_context(cfg["system"])
+    try:
+        written = visualize(cfg, args.image, args.out, weights=args.ckpt, fill=args.fill, title=args.title,
+                            columns=args.columns)
+    except ValueError as error:
+        sys.exit("error: %s" % error)
+    for path in written:
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
