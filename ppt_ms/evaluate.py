@@ -1,0 +1,208 @@
+"""Evaluation: top-1 / top-5 accuracy and mean loss over the val split, MACs and forward throughput.
+
+`evaluate(net, dataset)` does the measuring for any network and batched (image, label) dataset;
+`evaluate_checkpoint(cfg, ckpt)` builds everything from a config (what tools/eval.py runs).
+"""
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+from .builder import build_model, setup_context
+from .data import create_dataset
+from .flops import count_macs
+
+TOP_K = 5
+
+
+def logits_of(output):
+    """The logits of a model output (a model with trace_source returns (logits, source))."""
+    if isinstance(output, tuple):
+        return output[0]
+    return output
+
+
+def batch_totals(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """[images, top-1 hits, top-k hits, summed cross-entropy] of one batch.
+
+    logits [B, K] float, labels [B] int class ids. A hit counts when the label is among the k
+    largest logits (ties broken by the lower class index, as a stable sort does).
+    """
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(len(labels))
+    ranking = np.argsort(-logits, axis=1, kind="stable")
+    top1 = ranking[:, 0] == labels
+    topk = (ranking[:, :k] == labels[:, None]).any(axis=1)
+    return np.array([len(labels), top1.sum(), topk.sum(), -log_probs[rows, labels].sum()], dtype=np.float64)
+
+
+class _SumOverRanks(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.all_reduce = ops.AllReduce()
+
+    def construct(self, x):
+        return self.all_reduce(x)
+
+
+class ForwardTimer:
+    """Runs the network and times every call except the first one for each input shape (compiling)."""
+
+    def __init__(self, net):
+        self.net = net
+        self.seen_shapes = set()
+        self.images = 0
+        self.seconds = 0.0
+        self.example = None
+
+    def __call__(self, images) -> np.ndarray:
+        start = time.perf_counter()
+        logits = logits_of(self.net(images)).asnumpy()
+        elapsed = time.perf_counter() - start
+        shape = tuple(images.shape)
+        if shape in self.seen_shapes:
+            self.images += shape[0]
+            self.seconds += elapsed
+        else:
+            self.seen_shapes.add(shape)
+            self.example = self.example if self.example is not None else images
+        return logits
+
+    def images_per_second(self) -> Optional[float]:
+        """Images per second over the timed calls; with none yet, one extra call of the first batch is timed."""
+        if self.images == 0 and self.example is not None:
+            self(self.example)
+        return self.images / self.seconds if self.seconds > 0 else None
+
+
+@dataclass
+class EvalMetrics:
+    """top1/top5 in percent (top5 is top-k with k = min(5, classes)), loss = mean cross-entropy."""
+    images: int
+    top1: float
+    top5: float
+    loss: float
+    images_per_second: Optional[float] = None
+
+
+def evaluate(net, dataset, rank: int = 0, group_size: int = 1) -> EvalMetrics:
+    """Accuracy and mean loss of `net` on a batched dataset of (image [B,3,H,W], int label [B]).
+
+    With group_size > 1 (data parallel) every rank reads the whole dataset but runs only the batches
+    i with i % group_size == rank; the sums are added over the ranks, so every image counts exactly
+    once and all ranks return the same metrics. images_per_second is this rank's forward throughput.
+    """
+    was_training = net.training
+    net.set_train(False)
+    timer = ForwardTimer(net)
+    totals = np.zeros(4, dtype=np.float64)
+    k = None
+    try:
+        for index, (images, labels) in enumerate(dataset.create_tuple_iterator(num_epochs=1)):
+            if index % group_size != rank:
+                continue
+            logits = timer(images)
+            labels = labels.asnumpy()
+            if labels.ndim != 1:
+                raise ValueError("evaluate needs int class ids [B] as labels, got shape %s (soft targets are "
+                                 "for training only)" % (labels.shape,))
+            k = min(TOP_K, logits.shape[1])
+            totals += batch_totals(logits, labels.astype(np.int64), k)
+        speed = timer.images_per_second()
+    finally:
+        net.set_train(was_training)
+    if group_size > 1:
+        totals = _SumOverRanks()(ms.Tensor(totals, ms.float32)).asnumpy().astype(np.float64)
+    images = int(round(totals[0]))
+    if images == 0:
+        raise ValueError("the evaluation dataset produced no images")
+    return EvalMetrics(images=images, top1=100.0 * totals[1] / images, top5=100.0 * totals[2] / images,
+                       loss=float(totals[3] / images), images_per_second=speed)
+
+
+@dataclass
+class EvalReport:
+    """Everything tools/eval.py prints and writes as JSON."""
+    model: str
+    token_reduction: dict
+    checkpoint: Optional[str]
+    data: str
+    batch_size: int
+    images: int
+    top1: float
+    top5: float
+    loss: float
+    macs_per_image: int
+    tokens_per_block: list = field(default_factory=list)
+    images_per_second: Optional[float] = None
+
+
+def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
+    """Set the context from cfg.system, build cfg.model with weights from `ckpt` (else eval.ckpt, else
+    model.pretrained), and evaluate it on the val split of cfg.data with eval.batch_size.
+    Checkpoints of tools/train.py work: their optimizer/EMA entries are left out."""
+    weights = ckpt or cfg.eval.ckpt or cfg.model.pretrained
+    if not weights:
+        raise ValueError("no weights to evaluate: pass --ckpt FILE, or set eval.ckpt or model.pretrained")
+    if not os.path.isfile(weights):
+        raise FileNotFoundError("checkpoint not found: %s" % weights)
+    setup_context(cfg.system)
+    net = build_model(cfg, weights=weights)
+    dataset = create_dataset(cfg.data, "val", cfg.model.img_size, cfg.model.num_classes, training=False,
+                             batch_size=cfg.eval.batch_size)
+    metrics = evaluate(net, dataset)
+    return EvalReport(model=cfg.model.name, token_reduction=cfg.token_reduction.to_dict(), checkpoint=weights,
+                      data=os.path.join(cfg.data.path, cfg.data.val_split), batch_size=cfg.eval.batch_size,
+                      images=metrics.images, top1=metrics.top1, top5=metrics.top5, loss=metrics.loss,
+                      macs_per_image=count_macs(net).total, tokens_per_block=list(net.tokens_per_block),
+                      images_per_second=metrics.images_per_second)
+
+
+def _reduction_summary(tr: dict) -> str:
+    method = tr.get("method", "none")
+    if method == "none":
+        return "none"
+    details = "r=%s" % (tr["r"],)
+    if method in ("ppt", "prune"):
+        details += " layers=%s" % (list(tr["layers"]),)
+    if method == "ppt":
+        details += " threshold=%g" % tr["threshold"]
+    if method == "tome" and tr.get("inflection") is not None:
+        details += " inflection=%g" % tr["inflection"]
+    return "%s (%s)" % (method, details)
+
+
+def format_report(report: EvalReport) -> str:
+    """A two-column table of the results."""
+    speed = ("%.1f (batch %d, forward only, compile excluded)" % (report.images_per_second, report.batch_size)
+             if report.images_per_second else "not measured")
+    rows = [("model", report.model),
+            ("token reduction", _reduction_summary(report.token_reduction)),
+            ("tokens per block", " ".join(str(n) for n in report.tokens_per_block)),
+            ("checkpoint", str(report.checkpoint)),
+            ("data", report.data),
+            ("images", str(report.images)),
+            ("top-1", "%.2f %%" % report.top1),
+            ("top-5", "%.2f %%" % report.top5),
+            ("loss", "%.4f" % report.loss),
+            ("MACs per image", "%.4f G" % (report.macs_per_image / 1e9)),
+            ("images/s", speed)]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join("%s  %s" % (name.ljust(width), value) for name, value in rows)
+
+
+def write_json(report: EvalReport, path) -> None:
+    """Write the report as JSON (parent folders are created)."""
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(asdict(report), handle, indent=2)
+        handle.write("\n")

@@ -1,0 +1,35 @@
+"""Evaluate a checkpoint on the val split: top-1, top-5, loss, MACs and images/s.
+
+    python tools/eval.py --config configs/quickstart.yaml --ckpt output/quickstart/step00000110.ckpt [--json out.json]
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ppt_ms.checkpoint import CheckpointError  # noqa: E402
+from ppt_ms.config import parse_cli  # noqa: E402
+from ppt_ms.evaluate import evaluate_checkpoint, format_report, write_json  # noqa: E402
+
+
+def tool_arguments(parser):
+    parser.add_argument("--ckpt", metavar="FILE", help="weights to evaluate (default: eval.ckpt, then "
+                        "model.pretrained); timm/DeiT files or checkpoints of tools/train.py")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+
+
+def main(argv=None) -> int:
+    cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
+    try:
+        report = evaluate_checkpoint(cfg, args.ckpt)
+    except (CheckpointError, ValueError, FileNotFoundError) as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 1
+    print(format_report(report))
+    if args.json:
+        write_json(report, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

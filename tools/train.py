@@ -1,0 +1,33 @@
+"""Train (or fine-tune) a ViT/DeiT with token reduction from a YAML config.
+
+    python tools/train.py --config configs/quickstart.yaml [--train.epochs 3] [--set train.resume=auto]
+    msrun --worker_num=2 --local_worker_num=2 --master_addr=127.0.0.1 --master_port=8118 --join=True \
+          --log_dir=output/msrun tools/train.py --config configs/quickstart.yaml
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ppt_ms.checkpoint import CheckpointError  # noqa: E402
+from ppt_ms.config import parse_cli  # noqa: E402
+from ppt_ms.train import TrainingError, train  # noqa: E402
+
+
+def tool_arguments(parser):
+    parser.add_argument("--max_steps", type=int, metavar="N",
+                        help="stop right after global step N without saving, as if killed there (for tests)")
+
+
+def main(argv=None) -> int:
+    cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
+    try:
+        train(cfg, max_steps=args.max_steps)
+    except (TrainingError, CheckpointError, ValueError, FileNotFoundError) as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
