@@ -13,6 +13,7 @@ from mindspore.common.initializer import initializer, TruncatedNormal
 
 from ..token_reduction.reducers import build_reducer
 from ..token_reduction.schedule import BlockPlan, plan_from_config
+from ..token_reduction.heads import sum_heads
 from ..token_reduction.significance import significance_scores
 from .attention import Attention
 from .layers import DropPath, LayerNorm, Mlp, PatchEmbed, dense
@@ -50,7 +51,7 @@ class Block(nn.Cell):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.plan = plan
         self.proportional = proportional
-        self.reducer = build_reducer(plan.method, plan.r, num_prefix_tokens, trace_source, threshold)
+        self.reducer = build_reducer(plan.method, plan.r, plan.tokens_in, num_prefix_tokens, trace_source, threshold)
         self.reduces = self.reducer is not None
         self.needs_scores = plan.method in ("ppt", "prune") and self.reduces
 
@@ -63,7 +64,7 @@ class Block(nn.Cell):
             probs = self.attn.probabilities(q, k)
         x = x + self.drop_path(self.attn.combine(probs, v))
         if self.reduces:
-            metric = k.mean(axis=1)
+            metric = sum_heads(k)  # ToMe's mean over heads; the scale cancels in the cosine similarity
             scores = significance_scores(probs, v) if self.needs_scores else metric[:, :, 0]
             x, size, source, stats = self.reducer(x, size, source, metric, scores)
         else:

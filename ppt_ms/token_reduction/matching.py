@@ -5,10 +5,11 @@ odd positions (set B); the r A tokens with the strongest match are merged into
 their B partner.  CLS (A index 0) never merges; with a distillation token
 (B index 0) nothing merges into it.
 """
+import numpy as np
 import mindspore as ms
 from mindspore import ops
 
-from .gather import take_tokens, scatter_add_tokens
+from .gather import take_tokens
 
 NEG_INF = float("-inf")
 
@@ -31,29 +32,25 @@ def bipartite_matching(metric, r: int, distill_token: bool = False):
     _, by_strength = ops.sort(best_score, axis=-1, descending=True)
     src = by_strength[:, :r]
     unmerged, _ = ops.sort(by_strength[:, r:].astype(ms.float32), axis=-1)
-    dst = ops.gather_elements(best_partner, 1, src)
+    dst = take_tokens(best_partner.reshape(-1, na, 1), src).reshape(-1, r)
     return unmerged.astype(ms.int32), src, dst
 
 
-def merge_tokens(x, unmerged, src, dst, distill_token: bool = False, union: bool = False):
-    """Apply a matching: x [B, N, C] -> [B, N - r, C] ordered [unmerged A, all B]
-    (with a distillation token: [A0, B0, A1.., B1..]).  Merged tokens are summed
-    into their partner, or with `union` (0/1 source rows) combined by max."""
-    a, b = x[:, ::2, :], x[:, 1::2, :]
-    kept = take_tokens(a, unmerged)
-    merged = scatter_add_tokens(b, dst, take_tokens(a, src))
-    if union:
-        merged = ops.minimum(merged, 1.0)
+def merge_layout(unmerged, src, dst, num_tokens: int, distill_token: bool = False):
+    """Where a matching puts the tokens, as positions in the input sequence.
+
+    Output order is [unmerged A tokens, all B tokens] (with a distillation
+    token: [A0, B0, A1.., B1..]).  Returns keep [B, N - r] (input position of
+    each output token), src_pos [B, r] (input positions of the merged-away A
+    tokens) and dst_slot [B, r] (the output slot each of them is added into).
+    A index a sits at position 2a, B index j at 2j + 1.
+    """
+    b, kept_a = unmerged.shape
+    nb = num_tokens // 2
+    b_positions = ops.broadcast_to(ms.Tensor(2 * np.arange(nb, dtype=np.int32) + 1).reshape(1, nb), (b, nb))
+    a_positions = 2 * unmerged
     if distill_token:
-        return ops.concat((kept[:, :1], merged[:, :1], kept[:, 1:], merged[:, 1:]), axis=1)
-    return ops.concat((kept, merged), axis=1)
-
-
-def merge_weighted(x, size, unmerged, src, dst, distill_token: bool = False):
-    """Size-weighted average of merged tokens; sizes add up.  x [B, N, C],
-    size [B, N, 1] float32 -> x [B, N - r, C] (x's dtype), size [B, N - r, 1]."""
-    channels = x.shape[2]
-    weighted = ops.concat((x.astype(ms.float32) * size, size), axis=2)
-    merged = merge_tokens(weighted, unmerged, src, dst, distill_token)
-    new_size = merged[:, :, channels:]
-    return (merged[:, :, :channels] / new_size).astype(x.dtype), new_size
+        keep = ops.concat((a_positions[:, :1], b_positions[:, :1], a_positions[:, 1:], b_positions[:, 1:]), axis=1)
+    else:
+        keep = ops.concat((a_positions, b_positions), axis=1)
+    return keep, 2 * src, dst + kept_a

@@ -2,6 +2,8 @@
 import mindspore as ms
 from mindspore import ops
 
+from .heads import concat_head_norm
+
 CLS_SCORE = 2.0  # above any normalised score, so CLS always ranks first
 
 
@@ -12,9 +14,9 @@ def significance_scores(probs, v):
 
     probs [B, H, N, N], v [B, H, N, d] -> scores [B, N] float32.
     """
-    b, h, n, d = v.shape
+    b = v.shape[0]
     cls_attention = probs[:, :, 0, :].astype(ms.float32).sum(axis=1)
-    value_norm = ops.norm(v.astype(ms.float32).transpose(0, 2, 1, 3).reshape(b, n, h * d), dim=-1)
+    value_norm = concat_head_norm(v)
     patch_scores = (cls_attention * value_norm)[:, 1:]
     patch_scores = patch_scores / patch_scores.sum(axis=1, keepdims=True)
     cls_score = ops.full((b, 1), CLS_SCORE, dtype=ms.float32)
