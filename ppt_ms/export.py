@@ -1,0 +1,180 @@
+"""Export a network, token reduction included, to a deployable file and verify it.
+
+The token plan is static, so the reduced network exports like any other graph:
+topk, gathers, the one-hot merge and PPT's per-image select all become part of
+the file.  The input shape, batch size included, is fixed at export time.
+
+Formats (MindSpore 2.10 on CPU, Python 3.11):
+- MINDIR: exported, then verified by reloading it with ``mindspore.load`` +
+  ``nn.GraphCell`` and comparing its outputs with the live network on the
+  same batch.  MindSpore Lite, the usual MindIR runtime, cannot be used here:
+  the registry only has mindspore-lite 2.0.0 for Python 3.7, which refuses
+  MindIR v3 files, so the check runs the file with MindSpore itself.
+- ONNX: attempted with ``mindspore.onnx.export``.  MindSpore 2.10's ONNX
+  exporter has no converter for Unstack (every ppt_ms attention splits q/k/v
+  with it), MaskedFill (ToMe matching) or ReduceStd (PPT's variance), so
+  ppt_ms networks fail with an ExportError naming the first such operator.
+  Where an export succeeds (other networks), the file is verified with
+  onnxruntime if it is installed; otherwise the error says it was not verified.
+- AIR: MindSpore builds AIR files only through the Ascend backend, so on
+  CPU/GPU this is an ExportError before any work is done.
+"""
+import os
+import re
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn
+
+from .builder import build_model
+
+SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+DEFAULT_TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    """A network cannot be exported in the requested format, or the file does
+    not reproduce the network.  The message names the format and the reason."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    """How the exported file compared with the live network on one batch.
+
+    `input_shape` is the [B, 3, H, W] batch both ran on; `output_shapes`
+    one shape per output; `max_abs_diff` the largest |file - live| over all
+    outputs.
+    """
+    path: str
+    file_format: str
+    input_shape: Tuple[int, ...]
+    output_shapes: Tuple[Tuple[int, ...], ...]
+    max_abs_diff: float
+    tolerance: float
+
+
+def default_export_path(cfg, output_dir: str = "output") -> str:
+    """output/<model>_<method>_b<batch><suffix>, e.g. output/deit_small_patch16_224_ppt_b1.mindir."""
+    export = cfg["export"]
+    name = "%s_%s_b%d%s" % (cfg["model"]["name"], cfg["token_reduction"]["method"], export["batch_size"],
+                            SUFFIXES[export["file_format"]])
+    return os.path.join(output_dir, name)
+
+
+def sample_images(batch_size: int, img_size: int, seed: int = 0) -> ms.Tensor:
+    """A deterministic batch [batch_size, 3, img_size, img_size] float32 of
+    standard normal values (the range of ImageNet-normalised images)."""
+    rng = np.random.default_rng(seed)
+    return ms.Tensor(rng.standard_normal((batch_size, 3, img_size, img_size), dtype=np.float32))
+
+
+def _unsupported_onnx_operator(error: Exception):
+    match = re.search(r"Can not find key (\w+) in convert map", str(error))
+    return match.group(1) if match else None
+
+
+def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str = "MINDIR") -> str:
+    """Export `net` (in inference mode) for inputs shaped like `images` to `path`; returns the path."""
+    if file_format not in SUFFIXES:
+        raise ExportError("unknown export format %r; choose one of %s" % (file_format, ", ".join(SUFFIXES)))
+    device = ms.get_context("device_target")
+    if file_format == "AIR" and device != "Ascend":
+        raise ExportError("AIR export needs the Ascend backend (MindSpore builds AIR files through it); this "
+                          "run uses %s. Export MINDIR instead." % device)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    net.set_train(False)
+    if file_format == "ONNX":
+        try:
+            ms.onnx.export(net, images, file_name=path)
+        except RuntimeError as error:
+            operator = _unsupported_onnx_operator(error)
+            if operator is None:
+                raise ExportError("ONNX export of %s failed: %s" % (type(net).__name__,
+                                                                    str(error).strip().splitlines()[0])) from None
+            raise ExportError("MindSpore %s cannot export this network to ONNX: its ONNX exporter has no converter "
+                              "for the %s operator. Export MINDIR instead." % (ms.__version__, operator)) from None
+    else:
+        ms.export(net, images, file_name=path, file_format=file_format)
+    if not os.path.isfile(path):
+        raise ExportError("MindSpore reported no error but wrote no %s file at %s" % (file_format, path))
+    return path
+
+
+def _as_arrays(outputs):
+    """A network's output (a Tensor or a tuple of them) as a list of NumPy arrays."""
+    if isinstance(outputs, (tuple, list)):
+        return [np.asarray(o.asnumpy() if isinstance(o, ms.Tensor) else o) for o in outputs]
+    return [outputs.asnumpy() if isinstance(outputs, ms.Tensor) else np.asarray(outputs)]
+
+
+def run_mindir(path: str, images: ms.Tensor):
+    """Outputs of a MindIR file on `images`, run by MindSpore (nn.GraphCell), as NumPy arrays."""
+    try:
+        graph = ms.load(path)
+    except (RuntimeError, ValueError) as error:
+        raise ExportError("cannot load MindIR file %s: %s" % (path, str(error).strip().splitlines()[0])) from None
+    try:
+        outputs = nn.GraphCell(graph)(images)
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise ExportError("cannot run MindIR file %s on an input of shape %s (a file accepts only the input shape "
+                          "it was exported with): %s" % (path, list(images.shape),
+                                                         str(error).strip().splitlines()[0])) from None
+    return _as_arrays(outputs)
+
+
+def run_onnx(path: str, images: ms.Tensor):
+    """Outputs of an ONNX file on `images`, run by onnxruntime, as NumPy arrays."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ExportError("%s was written but not verified: verifying ONNX files needs onnxruntime, which is not "
+                          "installed (pip install onnxruntime)" % path) from None
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: images.asnumpy()})
+
+
+def verify_export(path: str, net: nn.Cell, images: ms.Tensor, file_format: str = "MINDIR",
+                  tolerance: float = DEFAULT_TOLERANCE) -> Verification:
+    """Run the exported file and the live `net` on `images`; ExportError when an
+    output differs in shape or by more than `tolerance` anywhere."""
+    runners = {"MINDIR": run_mindir, "ONNX": run_onnx}
+    if file_format not in runners:
+        raise ExportError("cannot verify %s files on this machine; only %s" % (file_format, " and ".join(runners)))
+    net.set_train(False)
+    expected = _as_arrays(net(images))
+    got = runners[file_format](path, images)
+    if [e.shape for e in expected] != [g.shape for g in got]:
+        raise ExportError("%s gives outputs of shapes %s, the live network %s"
+                          % (path, [g.shape for g in got], [e.shape for e in expected]))
+    max_diff = max(float(np.max(np.abs(e.astype(np.float64) - g))) for e, g in zip(expected, got))
+    if not max_diff <= tolerance:
+        raise ExportError("%s does not reproduce the live network: max |difference| %.3g > tolerance %.3g"
+                          % (path, max_diff, tolerance))
+    return Verification(path=path, file_format=file_format, input_shape=tuple(images.shape),
+                        output_shapes=tuple(tuple(e.shape) for e in expected), max_abs_diff=max_diff,
+                        tolerance=tolerance)
+
+
+def export_and_verify(cfg, weights=None, tolerance: float = DEFAULT_TOLERANCE) -> Verification:
+    """Build the config's model (weights from `weights` or model.pretrained),
+    export it as the `export` section says and verify the file on a
+    deterministic random batch (seeded by system.seed)."""
+    export = cfg["export"]
+    net = build_model(cfg, weights)
+    images = sample_images(export["batch_size"], cfg["model"]["img_size"], cfg["system"]["seed"])
+    path = export["file"] or default_export_path(cfg)
+    export_network(net, images, path, export["file_format"])
+    return verify_export(path, net, images, export["file_format"], tolerance)
+
+
+def format_verification(result: Verification) -> str:
+    return "\n".join([
+        "exported %s: %s (%.1f MB)" % (result.file_format, result.path, os.path.getsize(result.path) / 2 ** 20),
+        "input  %s float32 (fixed shape: the file accepts exactly this batch size)" % list(result.input_shape),
+        "output %s" % ", ".join(str(list(s)) for s in result.output_shapes),
+        "verified against the live network: max |difference| %.3g <= %.3g" % (result.max_abs_diff,
+                                                                              result.tolerance),
+    ])

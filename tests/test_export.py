@@ -1,0 +1,166 @@
+"""Export: a PPT-reduced MindIR file reproduces the live network and the
+independent NumPy reference (tests/numpy_reference.py) on a batch that mixes
+pooling and pruning; it accepts exactly its batch size; ONNX and AIR either
+work or fail with a message naming the reason."""
+import re
+
+import numpy as np
+import pytest
+import mindspore as ms
+from mindspore import nn, ops
+
+import numpy_reference as ref
+from ppt_ms.checkpoint import load_pretrained
+from ppt_ms.config import make_config
+from ppt_ms.export import ExportError, default_export_path, export_network, run_mindir, verify_export
+from ppt_ms.models import create_model
+
+# vit_quickstart (patch 4, width 64, 2 heads, 10 classes), made smaller: 16 px, 2 blocks
+IMG, PATCH, DIM, HEADS, CLASSES, DEPTH = 16, 4, 64, 2, 10, 2
+PPT_LAYER, R = 1, 4
+BATCH = 4
+UNSUPPORTED_BY_ONNX = ("Unstack", "MaskedFill", "ReduceStd")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def graph_mode():
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    yield
+    ms.set_context(mode=previous)
+
+
+@pytest.fixture(scope="module")
+def params():
+    return ref.random_state_dict(ref.timm_vit_shapes(IMG, PATCH, DIM, DEPTH, CLASSES), seed=5, qk_gain=3.0)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return ref.sample_images(0, batch=BATCH, img_size=IMG)
+
+
+def reference(params, images, threshold):
+    return ref.forward(params, images, HEADS, ref.Reduction("ppt", R, [PPT_LAYER], threshold))
+
+
+@pytest.fixture(scope="module")
+def threshold(params, images):
+    """The geometric middle of the widest gap between the images' score
+    variances, so that some images pool and the others prune."""
+    variances = np.sort([t.variance[PPT_LAYER] for t in reference(params, images, np.inf)])
+    ratios = variances[1:] / variances[:-1]
+    widest = int(np.argmax(ratios))
+    assert ratios[widest] > 1.5, "test images give nearly equal variances %s" % variances
+    return float(np.sqrt(variances[widest] * variances[widest + 1]))
+
+
+@pytest.fixture(scope="module")
+def net(params, threshold):
+    ppt = {"method": "ppt", "r": R, "layers": [PPT_LAYER], "threshold": threshold}
+    model = create_model("vit_quickstart", img_size=IMG, depth=DEPTH, token_reduction=ppt)
+    load_pretrained(model, params)
+    model.set_train(False)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(net, images, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("export") / ("ppt_tiny_b%d.mindir" % BATCH))
+    assert export_network(net, ms.Tensor(images), path, "MINDIR") == path
+    return path
+
+
+def test_mindir_reproduces_live_network_and_reference_on_a_mixed_batch(exported, net, images, params, threshold):
+    traces = reference(params, images, threshold)
+    assert {t.pooled[PPT_LAYER] for t in traces} == {True, False}, "the batch must mix pooling and pruning"
+    from_file = run_mindir(exported, ms.Tensor(images))
+    assert len(from_file) == 1 and from_file[0].shape == (BATCH, CLASSES)
+    live = net(ms.Tensor(images)).asnumpy()
+    assert np.max(np.abs(from_file[0] - live)) <= 1e-5
+    np.testing.assert_allclose(from_file[0], np.stack([t.logits for t in traces]), rtol=0, atol=1e-4)
+
+
+def test_verify_export_reports_the_difference(exported, net, images):
+    result = verify_export(exported, net, ms.Tensor(images), "MINDIR", tolerance=1e-5)
+    assert result.max_abs_diff <= 1e-5
+    assert result.input_shape == (BATCH, 3, IMG, IMG)
+    assert result.output_shapes == ((BATCH, CLASSES),)
+
+
+class Constant(nn.Cell):
+    """Stands in for a live network that the file does not come from."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.classes = classes
+
+    def construct(self, images):
+        return ops.zeros((images.shape[0], self.classes), ms.float32)
+
+
+def test_verify_export_rejects_a_file_that_differs(exported, images):
+    with pytest.raises(ExportError, match=r"does not reproduce the live network: max \|difference\|"):
+        verify_export(exported, Constant(CLASSES), ms.Tensor(images))
+    with pytest.raises(ExportError, match=r"outputs of shapes \[\(4, 10\)\], the live network \[\(4, 3\)\]"):
+        verify_export(exported, Constant(3), ms.Tensor(images))
+
+
+def test_mindir_accepts_exactly_its_batch_size(exported, images):
+    assert run_mindir(exported, ms.Tensor(images))[0].shape == (BATCH, CLASSES)
+    for other in (1, BATCH + 1):
+        batch = ms.Tensor(np.zeros((other, 3, IMG, IMG), np.float32))
+        with pytest.raises(ExportError, match=r"accepts only the input shape it was exported with"):
+            run_mindir(exported, batch)
+
+
+def test_onnx_export_of_a_reduced_network_works_or_names_the_operator(net, images, tmp_path):
+    path = str(tmp_path / "ppt_tiny.onnx")
+    try:
+        export_network(net, ms.Tensor(images), path, "ONNX")
+    except ExportError as error:
+        match = re.search(r"cannot export this network to ONNX: its ONNX exporter has no converter for the (\w+) "
+                          r"operator", str(error))
+        assert match and match.group(1) in UNSUPPORTED_BY_ONNX, str(error)
+        return
+    pytest.importorskip("onnxruntime")
+    assert verify_export(path, net, ms.Tensor(images), "ONNX").max_abs_diff <= 1e-4
+
+
+class Linear(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Dense(4, 3)
+
+    def construct(self, x):
+        return self.dense(x)
+
+
+def test_onnx_file_is_verified_with_onnxruntime_or_says_it_is_not(tmp_path):
+    """An ONNX-exportable network: verified when onnxruntime is installed, a clear error otherwise."""
+    net, x = Linear(), ms.Tensor(np.arange(8, dtype=np.float32).reshape(2, 4))
+    path = export_network(net, x, str(tmp_path / "linear.onnx"), "ONNX")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        with pytest.raises(ExportError, match=r"written but not verified: .*needs onnxruntime"):
+            verify_export(path, net, x, "ONNX")
+        return
+    expected = x.asnumpy() @ net.dense.weight.asnumpy().T + net.dense.bias.asnumpy()
+    assert verify_export(path, net, x, "ONNX").max_abs_diff <= 1e-5
+    np.testing.assert_allclose(net(x).asnumpy(), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(ms.get_context("device_target") == "Ascend", reason="AIR export works on Ascend")
+def test_air_export_needs_ascend_and_writes_nothing(tmp_path):
+    path = tmp_path / "linear.air"
+    with pytest.raises(ExportError, match=r"AIR export needs the Ascend backend.*Export MINDIR instead"):
+        export_network(Linear(), ms.Tensor(np.zeros((1, 4), np.float32)), str(path), "AIR")
+    assert not path.exists()
+
+
+def test_default_export_path_names_model_method_and_batch():
+    cfg = make_config(None, ["model.name=vit_quickstart", "token_reduction.method=ppt", "export.batch_size=8"])
+    assert default_export_path(cfg) == "output/vit_quickstart_ppt_b8.mindir"
+    onnx = make_config(cfg.to_dict(), ["export.file_format=ONNX", "token_reduction.method=tome"])
+    assert default_export_path(onnx, "out") == "out/vit_quickstart_tome_b8.onnx"

@@ -1,0 +1,46 @@
+"""Export a model with its token reduction (static shapes) and verify the file against the live network.
+
+    python tools/export.py --config configs/ppt/ppt_deit_small.yaml --ckpt deit_small_patch16_224.pth \
+        [--export.file_format MINDIR] [--export.batch_size 1] [--export.file output/ppt_deit_s.mindir]
+
+The file name defaults to output/<model>_<method>_b<batch>.<format>. After exporting, the file is
+reloaded (mindspore.load + nn.GraphCell) and run next to the live network on a deterministic random
+batch; a max |difference| above --tolerance (1e-4) is an error (exit status 1).
+The batch size is part of the file: it accepts exactly --export.batch_size images.
+MindSpore Lite cannot be installed for Python 3.11 (the registry only has mindspore-lite 2.0.0 for
+Python 3.7, which refuses MindIR v3), so the file is checked with MindSpore itself.
+ONNX: MindSpore 2.10 has no ONNX converter for operators these networks use (Unstack, MaskedFill,
+ReduceStd); the tool says which one and exits with status 1. AIR needs an Ascend device.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ppt_ms.checkpoint import CheckpointError  # noqa: E402
+from ppt_ms.config import parse_cli  # noqa: E402
+from ppt_ms.export import DEFAULT_TOLERANCE, ExportError, export_and_verify, format_verification  # noqa: E402
+from ppt_ms.builder import setup_context  # noqa: E402
+
+
+def tool_arguments(parser):
+    parser.add_argument("--ckpt", metavar="FILE", help="weights to export (default: model.pretrained; "
+                        "without either the weights are random)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help="largest |file - live network| accepted (default: %(default)g)")
+
+
+def main(argv=None) -> int:
+    cfg, args = parse_cli(argv, __doc__, extra=tool_arguments)
+    try:
+        setup_context(cfg["system"])
+        result = export_and_verify(cfg, args.ckpt, args.tolerance)
+    except (ExportError, CheckpointError, ValueError, RuntimeError) as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 1
+    print(format_verification(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
