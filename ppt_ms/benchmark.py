@@ -1,0 +1,394 @@
+"""Side-by-side inference benchmark of token-reduction methods on one model.
+
+Variants.  Every method in benchmark.compare gets its own network: the SAME
+model and the SAME weights (the first variant loads them, the others copy its
+parameters), differing only in token_reduction.  The config's own method
+keeps the config's settings; the other methods start from PAPER_SETTINGS
+(ToMe r 13 in every block; PPT r 50 at blocks [3, 6, 9] with threshold 7e-5;
+pruning r 50 at [3, 6, 9]).  Any setting of any variant can be overridden
+with "METHOD.KEY=VALUE" strings, e.g. "tome.r=8" or "ppt.layers=[1,2]"
+(VALUE is read as YAML and validated like a config key).  Source tracing is
+off: the variants are the plain inference networks.
+
+Measurement (graph or PyNative as system.mode says, float32, one process), per batch size:
+1. compile: each variant's first call (graph compile + one run), timed alone;
+2. warm-up: benchmark.warmup untimed calls of each variant;
+3. benchmark.repeats rounds; a round times one call of every variant, and the
+   starting variant rotates from round to round, so machine noise (other
+   processes, clock changes) falls on all variants alike.
+One call = the forward pass on a fixed random batch plus copying the logits
+to the host (that copy waits for the result).  images/s = batch / call time.
+
+Memory is resident set size (RSS) from Linux /proc/self/status, with the peak
+reset through /proc/self/clear_refs before each measured call:
+- first_call_peak: highest RSS during the first call above the RSS before it
+  (graph compilation plus the memory the compiled graph reserves);
+- first_call_retained: what of that stays resident afterwards (the graph,
+  its kernels and its share of MindSpore's memory pool);
+- timed_calls_peak: the most any timed call raised RSS above the RSS before
+  it; usually about 0, because MindSpore reuses the memory of the first call.
+These are process-wide numbers (not tensor sizes); later variants can reuse
+memory the earlier ones freed, so compare them with care.  None where /proc
+is unavailable.
+
+JSON written by write_json (run_benchmark's result):
+  model, img_size, num_classes, weights, mode, dtype, warmup, repeats, batch_sizes,
+  machine {cpu_count, platform, python, mindspore}, memory_note,
+  variants {METHOD: {token_reduction, tokens_per_block, macs_per_image, macs_ratio_to_none}},
+  results [{batch_size, method, compile_s, images_per_s {median, q1, q3, min, max},
+            ms_per_batch_median, speedup_vs_none, macs_per_image, macs_ratio_to_none,
+            memory_mb {first_call_peak, first_call_retained, timed_calls_peak}}],
+  reduction_profile (only when asked) [{method, batch_size, block, tokens_in, tokens_out,
+            block_ms, reducer_ms, scores_ms, reduction_share}].
+speedup_vs_none is the variant's median images/s over method none's (null
+without none); macs_ratio_to_none its MACs per image over none's
+(ppt_ms.flops.count_macs).
+
+Reduction profile.  For the first reducing block of every reducing variant,
+times the whole block (attention, reduction, MLP) against its reduction step
+alone (the reducer Cell: matching and merge, pruning's top-k and gathers,
+PPT's variance and per-image select) and, for PPT and pruning, the
+significance scores that feed it, on random inputs of the block's shapes.
+reduction_share = (reducer + scores) / block.  Inputs are random because the
+cost does not depend on the values: PPT computes both branches for every
+image and selects.
+"""
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn
+
+from .builder import build_model
+from .config import ConfigError, make_config
+from .export import sample_images
+from .flops import count_macs
+from .token_reduction.significance import significance_scores
+
+PAPER_SETTINGS = {
+    "none": {},
+    "tome": {"r": 13, "inflection": None},
+    "ppt": {"r": 50, "layers": [3, 6, 9], "threshold": 7.0e-5, "inflection": None},
+    "prune": {"r": 50, "layers": [3, 6, 9], "inflection": None},
+}
+
+MEMORY_NOTE = ("process RSS from /proc/self/status (MB = 2**20 bytes), peak reset via /proc/self/clear_refs: "
+               "first_call_peak = RSS high-water mark during the first call (compile + run) above the RSS before "
+               "it; first_call_retained = RSS kept after it; timed_calls_peak = largest rise during a timed call. "
+               "Process-wide, not tensor sizes; later variants may reuse memory earlier ones freed.")
+
+
+class BenchmarkError(ValueError):
+    """A benchmark variant that cannot be set up; the message names the variant and the setting."""
+
+
+# ---- variants ----
+
+def _split_override(item: str, methods):
+    method, dot, setting = item.partition(".")
+    if not dot or "=" not in setting:
+        raise BenchmarkError("variant override %r must look like METHOD.KEY=VALUE, e.g. tome.r=8" % item)
+    if method not in methods:
+        raise BenchmarkError("variant override %r is for method %r, which is not compared; compared: %s"
+                             % (item, method, ", ".join(methods)))
+    if setting.partition("=")[0].strip() == "method":
+        raise BenchmarkError("variant override %r: a variant's method is its name; list methods in "
+                             "benchmark.compare instead" % item)
+    return method, "token_reduction." + setting
+
+
+def variant_configs(cfg, methods=None, overrides=()) -> Dict[str, object]:
+    """One validated config per compared method (see the module docstring);
+    model.pretrained is cleared in all of them (build_variants loads weights once)."""
+    methods = list(methods or cfg["benchmark"]["compare"])
+    own = cfg["token_reduction"]["method"]
+    extra = {method: [] for method in methods}
+    for item in overrides:
+        method, setting = _split_override(item, methods)
+        extra[method].append(setting)
+    data = cfg.to_dict()
+    data["model"]["pretrained"] = None
+    configs = {}
+    for method in methods:
+        defaults = {} if method == own else PAPER_SETTINGS[method]
+        settings = [("token_reduction.method", method), ("token_reduction.trace_source", False)]
+        settings += [("token_reduction." + key, value) for key, value in defaults.items()]
+        try:
+            configs[method] = make_config(data, settings + extra[method])
+        except ConfigError as error:
+            raise BenchmarkError("benchmark variant '%s': %s" % (method, error)) from None
+    return configs
+
+
+def copy_parameters(source: nn.Cell, target: nn.Cell):
+    """Give `target` copies of `source`'s parameter values (the same names are required)."""
+    values = {p.name: p for p in source.get_parameters()}
+    names = [p.name for p in target.get_parameters()]
+    if sorted(names) != sorted(values):
+        raise BenchmarkError("variants differ in parameters: %s" % sorted(set(names) ^ set(values)))
+    for param in target.get_parameters():
+        param.set_data(ms.Tensor(values[param.name].asnumpy()))
+
+
+def build_variants(configs: Dict[str, object], weights: Optional[str] = None) -> Dict[str, nn.Cell]:
+    """Networks in inference mode, one per variant config; the first loads
+    `weights` (if any), the others copy its parameters."""
+    nets = {}
+    for method, cfg in configs.items():
+        first = not nets
+        try:
+            net = build_model(cfg, weights if first else None)
+        except ValueError as error:
+            raise BenchmarkError("benchmark variant '%s' (token_reduction %s) does not fit %s: %s; set its values "
+                                 "with --variant %s.KEY=VALUE" % (method, dict(cfg["token_reduction"]),
+                                                                  cfg["model"]["name"], error, method)) from None
+        if not first:
+            copy_parameters(next(iter(nets.values())), net)
+        net.set_train(False)
+        nets[method] = net
+    return nets
+
+
+# ---- memory ----
+
+def _status_mb(field_name: str) -> Optional[float]:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class RssProbe:
+    """Resident memory around a block of code: `peak` = high-water mark above
+    the RSS at entry, `retained` = RSS at exit minus RSS at entry (MB; None
+    without Linux /proc)."""
+
+    def __enter__(self):
+        self.usable = _reset_peak_rss()
+        self.before = _status_mb("VmRSS") if self.usable else None
+        self.peak = self.retained = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.before is not None:
+            self.peak = _status_mb("VmHWM") - self.before
+            self.retained = _status_mb("VmRSS") - self.before
+        return False
+
+
+# ---- timing ----
+
+@dataclass
+class Timings:
+    """One variant's first call, its timed calls (seconds) and memory (MB)."""
+    first_call_s: float
+    first_call_peak_mb: Optional[float]
+    first_call_retained_mb: Optional[float]
+    seconds: List[float] = field(default_factory=list)
+    timed_calls_peak_mb: Optional[float] = None
+
+
+def _timed(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def time_side_by_side(calls: Dict[str, Callable[[], object]], warmup: int, repeats: int) -> Dict[str, Timings]:
+    """First call of each, `warmup` untimed calls of each, then `repeats` rounds
+    timing one call of each, the starting call rotating every round."""
+    timings = {}
+    for name, call in calls.items():
+        with RssProbe() as memory:
+            elapsed = _timed(call)
+        timings[name] = Timings(elapsed, memory.peak, memory.retained)
+        for _ in range(warmup):
+            call()
+    names = list(calls)
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            with RssProbe() as memory:
+                timings[name].seconds.append(_timed(calls[name]))
+            if memory.peak is not None:
+                timings[name].timed_calls_peak_mb = max(timings[name].timed_calls_peak_mb or 0.0, memory.peak)
+    return timings
+
+
+def throughput(batch_size: int, seconds: List[float]) -> Dict[str, float]:
+    """images/s of every timed call, summarised: median, quartiles, min, max."""
+    rates = batch_size / np.asarray(seconds, dtype=np.float64)
+    q1, median, q3 = np.percentile(rates, [25, 50, 75])
+    return {"median": float(median), "q1": float(q1), "q3": float(q3),
+            "min": float(rates.min()), "max": float(rates.max())}
+
+
+def _forward(net: nn.Cell, images: ms.Tensor):
+    return net(images).asnumpy()
+
+
+def _rounded(value, digits=1):
+    return None if value is None else round(value, digits)
+
+
+# ---- reduction profile ----
+
+class SignificanceScores(nn.Cell):
+    """PPT's significance scores as a graph of their own: probs [B, H, N, N], v [B, H, N, d] -> [B, N]."""
+
+    def construct(self, probs, v):
+        return significance_scores(probs, v)
+
+
+def _block_inputs(batch_size: int, tokens: int, net, seed: int):
+    """Random tensors with the shapes one block and its reduction step receive."""
+    rng = np.random.default_rng(seed)
+    heads = net.blocks[0].attn.num_heads
+    width = net.embed_dim // heads
+
+    def normal(*shape):
+        return ms.Tensor(rng.standard_normal(shape, dtype=np.float32))
+
+    logits = rng.standard_normal((batch_size, heads, tokens, tokens), dtype=np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    patch_scores = rng.random((batch_size, tokens - 1), dtype=np.float32)
+    scores = np.concatenate([np.full((batch_size, 1), 2.0, np.float32),
+                             patch_scores / patch_scores.sum(1, keepdims=True)], axis=1)
+    return {"x": normal(batch_size, tokens, net.embed_dim), "size": ms.Tensor(np.ones((batch_size, tokens, 1),
+                                                                                        np.float32)),
+            "source": ms.Tensor(np.zeros((1,), np.float32)), "metric": normal(batch_size, tokens, width),
+            "scores": ms.Tensor(scores), "probs": ms.Tensor(probs), "v": normal(batch_size, heads, tokens, width)}
+
+
+def profile_reduction(net: nn.Cell, method: str, batch_size: int, warmup: int, repeats: int,
+                      seed: int = 0) -> Optional[dict]:
+    """Median times (ms) of the first reducing block of `net`, of its reduction
+    step alone and of the significance scores feeding it; None if nothing reduces."""
+    reducing = [plan for plan in net.plan if plan.r > 0]
+    if not reducing:
+        return None
+    plan = reducing[0]
+    block = net.blocks[plan.index]
+    t = _block_inputs(batch_size, plan.tokens_in, net, seed)
+    calls = {"block": lambda: block(t["x"], t["size"], t["source"])[0].asnumpy(),
+             "reducer": lambda: block.reducer(t["x"], t["size"], t["source"], t["metric"], t["scores"])[0].asnumpy()}
+    if method in ("ppt", "prune"):
+        scores = SignificanceScores()
+        calls["scores"] = lambda: scores(t["probs"], t["v"]).asnumpy()
+    timings = time_side_by_side(calls, warmup, repeats)
+    median_ms = {name: 1e3 * float(np.median(timing.seconds)) for name, timing in timings.items()}
+    reduction = median_ms["reducer"] + median_ms.get("scores", 0.0)
+    return {"method": method, "batch_size": batch_size, "block": plan.index, "tokens_in": plan.tokens_in,
+            "tokens_out": plan.tokens_out, "block_ms": median_ms["block"], "reducer_ms": median_ms["reducer"],
+            "scores_ms": median_ms.get("scores"), "reduction_share": reduction / median_ms["block"]}
+
+
+# ---- the whole benchmark ----
+
+def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reduction_profile: bool = False) -> dict:
+    """Benchmark the config's compared methods side by side; returns the JSON-ready result."""
+    bench, model = cfg["benchmark"], cfg["model"]
+    configs = variant_configs(cfg, bench["compare"], overrides)
+    nets = build_variants(configs, weights or model["pretrained"])
+    macs = {method: count_macs(net).total for method, net in nets.items()}
+
+    def ratio_to_none(values, method):
+        return values[method] / values["none"] if "none" in values else None
+
+    variants = {method: {"token_reduction": dict(net.token_reduction), "tokens_per_block": net.tokens_per_block,
+                         "macs_per_image": macs[method], "macs_ratio_to_none": ratio_to_none(macs, method)}
+                for method, net in nets.items()}
+    results, profile = [], []
+    seed = cfg["system"]["seed"]
+    for batch_size in bench["batch_sizes"]:
+        images = sample_images(batch_size, model["img_size"], seed)
+        timings = time_side_by_side({m: partial(_forward, net, images) for m, net in nets.items()},
+                                    bench["warmup"], bench["repeats"])
+        rates = {method: throughput(batch_size, timing.seconds) for method, timing in timings.items()}
+        medians = {method: rate["median"] for method, rate in rates.items()}
+        for method, timing in timings.items():
+            results.append({
+                "batch_size": batch_size, "method": method, "compile_s": timing.first_call_s,
+                "images_per_s": rates[method],
+                "ms_per_batch_median": 1e3 * float(np.median(timing.seconds)),
+                "speedup_vs_none": ratio_to_none(medians, method),
+                "macs_per_image": macs[method], "macs_ratio_to_none": ratio_to_none(macs, method),
+                "memory_mb": {"first_call_peak": _rounded(timing.first_call_peak_mb),
+                              "first_call_retained": _rounded(timing.first_call_retained_mb),
+                              "timed_calls_peak": _rounded(timing.timed_calls_peak_mb)}})
+        if with_reduction_profile:
+            for method, net in nets.items():
+                row = profile_reduction(net, method, batch_size, bench["warmup"], bench["repeats"], seed)
+                if row is not None:
+                    profile.append(row)
+    report = {
+        "model": model["name"], "img_size": model["img_size"], "num_classes": model["num_classes"],
+        "weights": weights or model["pretrained"], "mode": cfg["system"]["mode"], "dtype": "float32",
+        "warmup": bench["warmup"], "repeats": bench["repeats"], "batch_sizes": list(bench["batch_sizes"]),
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "python": sys.version.split()[0], "mindspore": ms.__version__},
+        "memory_note": MEMORY_NOTE, "variants": variants, "results": results}
+    if with_reduction_profile:
+        report["reduction_profile"] = profile
+    return report
+
+
+def write_json(report: dict, path: str):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+
+
+def _table(header, rows) -> List[str]:
+    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
+    return ["  ".join(str(cell).rjust(width) for cell, width in zip(row, widths)) for row in [header] + rows]
+
+
+def _optional(value, pattern):
+    return "-" if value is None else pattern % value
+
+
+def format_benchmark(report: dict) -> str:
+    """The report as fixed-width tables (throughput; then the reduction profile if present)."""
+    lines = ["%s, %d px, %s mode, %s; weights: %s; %d warm-up calls, %d interleaved rounds; %s CPUs"
+             % (report["model"], report["img_size"], report["mode"], report["dtype"], report["weights"] or "random",
+                report["warmup"], report["repeats"], report["machine"]["cpu_count"])]
+    for method, variant in report["variants"].items():
+        lines.append("  %-5s tokens after each block %s" % (method, variant["tokens_per_block"]))
+    header = ("batch", "method", "img/s median", "[q1, q3]", "vs none", "compile s", "GMACs/img", "MACs vs none",
+              "peak MB 1st call", "peak MB timed")
+    rows = [(r["batch_size"], r["method"], "%.1f" % r["images_per_s"]["median"],
+             "[%.1f, %.1f]" % (r["images_per_s"]["q1"], r["images_per_s"]["q3"]),
+             _optional(r["speedup_vs_none"], "%.2fx"), "%.1f" % r["compile_s"], "%.3f" % (r["macs_per_image"] / 1e9),
+             _optional(r["macs_ratio_to_none"], "%.3f"), _optional(r["memory_mb"]["first_call_peak"], "%.0f"),
+             _optional(r["memory_mb"]["timed_calls_peak"], "%.0f")) for r in report["results"]]
+    lines += _table(header, rows)
+    if report.get("reduction_profile"):
+        lines.append("reduction step vs its whole block (median ms; share = (reducer + scores) / block)")
+        header = ("batch", "method", "block", "tokens", "block ms", "reducer ms", "scores ms", "share")
+        rows = [(p["batch_size"], p["method"], p["block"], "%d->%d" % (p["tokens_in"], p["tokens_out"]),
+                 "%.2f" % p["block_ms"], "%.2f" % p["reducer_ms"], _optional(p["scores_ms"], "%.2f"),
+                 "%.1f%%" % (100 * p["reduction_share"])) for p in report["reduction_profile"]]
+        lines += _table(header, rows)
+    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""Benchmark: variants of one model and its weights, interleaved timing, the
+JSON fields against count_macs and hand-computed token counts, the RSS probe,
+and one real run of tools/benchmark.py on vit_quickstart (no speed ratios are
+asserted: they depend on the machine)."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+import mindspore as ms
+
+from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, RssProbe, build_variants, throughput,
+                              time_side_by_side, variant_configs)
+from ppt_ms.config import load_config
+from ppt_ms.flops import count_macs_for
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def graph_mode():
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    yield
+    ms.set_context(mode=previous)
+
+
+def quickstart(*overrides):
+    return load_config(QUICKSTART, list(overrides))
+
+
+# ---- variants ----
+
+def test_own_method_keeps_its_settings_others_take_paper_defaults():
+    cfg = quickstart("benchmark.compare=[none, tome, ppt, prune]")
+    configs = variant_configs(cfg)
+    assert list(configs) == ["none", "tome", "ppt", "prune"]
+    ppt = configs["ppt"].token_reduction
+    assert (ppt.method, ppt.r, ppt.layers, ppt.threshold) == ("ppt", 8, [1, 2], 7e-5)
+    tome = configs["tome"].token_reduction
+    assert (tome.method, tome.r, tome.inflection) == ("tome", 13, None)
+    prune = configs["prune"].token_reduction
+    assert (prune.method, prune.r, prune.layers) == ("prune", 50, [3, 6, 9])
+    assert configs["none"].token_reduction.method == "none"
+    assert all(not c.token_reduction.trace_source and c.model.pretrained is None for c in configs.values())
+    assert PAPER_SETTINGS["ppt"] == {"r": 50, "layers": [3, 6, 9], "threshold": 7e-5, "inflection": None}
+
+
+def test_variant_overrides_are_parsed_and_validated_like_config_keys():
+    cfg = quickstart()
+    configs = variant_configs(cfg, ["tome", "ppt"], ["tome.r=8", "ppt.threshold=1e-3", "ppt.layers=[2]"])
+    assert configs["tome"].token_reduction.r == 8
+    assert configs["ppt"].token_reduction.threshold == 1e-3
+    assert configs["ppt"].token_reduction.layers == [2]
+    with pytest.raises(BenchmarkError, match=r"for method 'prune', which is not compared; compared: tome, ppt"):
+        variant_configs(cfg, ["tome", "ppt"], ["prune.r=8"])
+    with pytest.raises(BenchmarkError, match=r"must look like METHOD.KEY=VALUE"):
+        variant_configs(cfg, ["tome"], ["tome.r"])
+    with pytest.raises(BenchmarkError, match=r"a variant's method is its name"):
+        variant_configs(cfg, ["tome"], ["tome.method=ppt"])
+    with pytest.raises(BenchmarkError, match=r"variant 'tome'.*token_reduction.r.*-1"):
+        variant_configs(cfg, ["tome"], ["tome.r=-1"])
+    with pytest.raises(BenchmarkError, match=r"variant 'tome'.*unknown config key 'token_reduction.rr'"):
+        variant_configs(cfg, ["tome"], ["tome.rr=3"])
+
+
+def test_variant_that_does_not_fit_the_model_says_how_to_fix_it():
+    configs = variant_configs(quickstart("token_reduction.method=tome"), ["ppt"])  # paper layers [3, 6, 9]
+    with pytest.raises(BenchmarkError, match=r"variant 'ppt' .* does not fit vit_quickstart: .*layers.*"
+                                             r"--variant ppt.KEY=VALUE"):
+        build_variants(configs)
+
+
+def test_variants_share_the_first_variants_weights():
+    nets = build_variants(variant_configs(quickstart(), ["none", "tome", "ppt"]))
+    first = {p.name: p.asnumpy() for p in nets["none"].get_parameters()}
+    for method in ("tome", "ppt"):
+        params = {p.name: p.asnumpy() for p in nets[method].get_parameters()}
+        assert params.keys() == first.keys()
+        assert all(np.array_equal(params[name], first[name]) for name in first)
+        assert not nets[method].training
+    fresh = build_variants(variant_configs(quickstart(), ["none"]))["none"]
+    assert not np.array_equal(fresh.pos_embed.asnumpy(), first["pos_embed"])
+
+
+# ---- timing and statistics ----
+
+def test_timing_compiles_warms_up_then_interleaves_with_rotating_start():
+    log = []
+    calls = {name: (lambda name=name: log.append(name)) for name in "abc"}
+    timings = time_side_by_side(calls, warmup=2, repeats=4)
+    first_and_warmup = ["a", "a", "a", "b", "b", "b", "c", "c", "c"]
+    rounds = ["a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"]
+    assert log == first_and_warmup + rounds
+    assert all(len(t.seconds) == 4 and all(s >= 0 for s in t.seconds) for t in timings.values())
+
+
+def test_throughput_summary_by_hand():
+    stats = throughput(2, [0.5, 1.0, 2.0, 4.0])  # 4, 2, 1, 0.5 images/s
+    assert stats["median"] == pytest.approx(1.5)
+    assert stats["q1"] == pytest.approx(0.875)  # linear interpolation between 0.5 and 1 at 3/4
+    assert stats["q3"] == pytest.approx(2.5)
+    assert (stats["min"], stats["max"]) == (0.5, 4.0)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+def test_rss_probe_sees_a_touched_allocation():
+    with RssProbe() as held:
+        block = np.ones(64 * 2 ** 20 // 8)  # 64 MB, every page written
+    assert held.peak >= 60 and held.retained >= 60
+    del block
+    with RssProbe() as transient:
+        np.ones(64 * 2 ** 20 // 8).sum()
+    assert transient.peak >= 60 and transient.retained < 30
+
+
+# ---- the tool, once, on vit_quickstart ----
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location("tool_" + name, os.path.join(ROOT, "tools", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tool_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("bench") / "bench.json")
+    argv = ["--config", QUICKSTART, "--set", "benchmark.batch_sizes=[2]", "--benchmark.compare", "none", "ppt",
+            "--benchmark.warmup", "1", "--benchmark.repeats", "3", "--set", "token_reduction.layers=[1]",
+            "--profile_reduction", "--json", out]
+    status = load_tool("benchmark").main(argv)
+    with open(out) as handle:
+        return status, json.load(handle)
+
+
+def test_tool_writes_the_documented_fields(tool_run):
+    status, report = tool_run
+    assert status == 0
+    for key in ("model", "img_size", "num_classes", "weights", "mode", "dtype", "warmup", "repeats", "batch_sizes",
+                "machine", "memory_note", "variants", "results", "reduction_profile"):
+        assert key in report, key
+    assert (report["model"], report["mode"], report["dtype"], report["batch_sizes"]) == \
+        ("vit_quickstart", "graph", "float32", [2])
+    assert [(r["batch_size"], r["method"]) for r in report["results"]] == [(2, "none"), (2, "ppt")]
+    ppt = report["variants"]["ppt"]["token_reduction"]
+    assert (ppt["r"], ppt["layers"], ppt["threshold"], ppt["trace_source"]) == (8, [1], 7e-5, False)
+
+
+def test_tool_macs_and_tokens_match_count_macs_and_the_plan(tool_run):
+    _, report = tool_run
+    none = count_macs_for("vit_quickstart").total
+    ppt = count_macs_for("vit_quickstart", {"method": "ppt", "r": 8, "layers": [1]}).total
+    by_method = {r["method"]: r for r in report["results"]}
+    assert by_method["none"]["macs_per_image"] == none
+    assert by_method["ppt"]["macs_per_image"] == ppt
+    assert by_method["ppt"]["macs_ratio_to_none"] == pytest.approx(ppt / none, rel=1e-12)
+    assert report["variants"]["ppt"]["macs_ratio_to_none"] == pytest.approx(ppt / none, rel=1e-12)
+    # 64 patches + CLS; 8 removed in block 1
+    assert report["variants"]["ppt"]["tokens_per_block"] == [65, 57, 57, 57]
+    assert report["variants"]["none"]["tokens_per_block"] == [65] * 4
+
+
+def test_tool_timings_are_positive_and_consistent(tool_run):
+    _, report = tool_run
+    by_method = {r["method"]: r for r in report["results"]}
+    for row in report["results"]:
+        rate = row["images_per_s"]
+        assert 0 < rate["min"] <= rate["q1"] <= rate["median"] <= rate["q3"] <= rate["max"]
+        assert row["compile_s"] > 0
+        assert row["ms_per_batch_median"] == pytest.approx(1e3 * 2 / rate["median"], rel=1e-9)
+        memory = row["memory_mb"]
+        if memory["first_call_peak"] is not None:
+            assert memory["first_call_peak"] >= memory["first_call_retained"] - 0.1
+            assert memory["timed_calls_peak"] >= 0
+    assert by_method["none"]["speedup_vs_none"] == 1.0
+    assert by_method["ppt"]["speedup_vs_none"] == pytest.approx(
+        by_method["ppt"]["images_per_s"]["median"] / by_method["none"]["images_per_s"]["median"])
+
+
+def test_tool_profiles_the_first_reducing_block(tool_run):
+    _, report = tool_run
+    (row,) = report["reduction_profile"]
+    assert (row["method"], row["batch_size"], row["block"], row["tokens_in"], row["tokens_out"]) == \
+        ("ppt", 2, 1, 65, 57)
+    assert row["block_ms"] > 0 and row["reducer_ms"] > 0 and row["scores_ms"] > 0
+    assert row["reduction_share"] == pytest.approx((row["reducer_ms"] + row["scores_ms"]) / row["block_ms"])
+
+
+def test_tool_reports_a_bad_variant_before_any_work(capsys):
+    status = load_tool("benchmark").main(["--config", QUICKSTART, "--variant", "prune.r=3"])
+    assert status == 1
+    assert "variant override 'prune.r=3' is for method 'prune', which is not compared" in capsys.readouterr().err

@@ -1,0 +1,52 @@
+"""Benchmark token-reduction methods side by side on one model and its weights (inference, float32).
+
+    python tools/benchmark.py --config configs/ppt/ppt_deit_small.yaml --ckpt deit_small_patch16_224.pth \
+        [--benchmark.batch_sizes 1 8 64] [--benchmark.compare none tome ppt] [--benchmark.repeats 10] \
+        [--variant tome.r=8 --variant ppt.layers=[3,6,9]] [--profile_reduction] [--json out.json]
+
+Each method in benchmark.compare runs the same model and weights; the config's own method keeps its
+token_reduction settings, the others use the papers' (ToMe r 13; PPT r 50 at blocks [3, 6, 9],
+threshold 7e-5; pruning r 50 at [3, 6, 9]) unless --variant METHOD.KEY=VALUE says otherwise.
+Compile time (first call) is reported apart; after benchmark.warmup calls, benchmark.repeats rounds
+time the methods in turn (rotating the order), so machine noise hits all of them alike. Reported:
+median images/s with quartiles, ratio to method none, MACs per image, memory (process RSS).
+--profile_reduction also times one reducing block against its reduction step alone.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ppt_ms.benchmark import BenchmarkError, format_benchmark, run_benchmark, write_json  # noqa: E402
+from ppt_ms.builder import setup_context  # noqa: E402
+from ppt_ms.checkpoint import CheckpointError  # noqa: E402
+from ppt_ms.config import parse_cli  # noqa: E402
+
+
+def tool_arguments(parser):
+    parser.add_argument("--ckpt", metavar="FILE", help="weights for every variant (default: model.pretrained; "
+                        "without either the weights are random, which times the same)")
+    parser.add_argument("--variant", metavar="METHOD.KEY=VALUE", action="append", default=[],
+                        help="token_reduction setting of one compared method, e.g. tome.r=8 (repeatable)")
+    parser.add_argument("--profile_reduction", action="store_true",
+                        help="also time a reducing block against its reduction step alone")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+
+
+def main(argv=None) -> int:
+    cfg, args = parse_cli(argv, __doc__, extra=tool_arguments)
+    try:
+        setup_context(cfg["system"])
+        report = run_benchmark(cfg, args.ckpt, args.variant, args.profile_reduction)
+    except (BenchmarkError, CheckpointError, ValueError, RuntimeError) as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 1
+    print(format_benchmark(report))
+    if args.json:
+        write_json(report, args.json)
+        print("wrote %s" % args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
