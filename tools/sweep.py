@@ -1,0 +1,59 @@
+"""Accuracy vs MACs vs speed over a grid of token-reduction settings; optionally pick one for a target.
+
+Usage: python tools/sweep.py --config X.yaml [--ckpt W] --grid token_reduction.r=8,13,16 token_reduction.threshold=0,7e-5,1
+       [--methods none,tome,ppt] --out DIR [--target_macs G] [--target_speedup X] [--section.key VALUE ...]
+Writes DIR/sweep.csv, DIR/sweep.json, DIR/accuracy_vs_macs.png, DIR/accuracy_vs_speed.png.
+"""
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ppt_ms.builder import setup_context  # noqa: E402
+from ppt_ms.checkpoint import CheckpointError  # noqa: E402
+from ppt_ms.config import ConfigError, parse_cli  # noqa: E402
+from ppt_ms.sweep import parse_grid, parse_methods, pick_setting, run_sweep, write_results  # noqa: E402
+
+
+def tool_arguments(parser):
+    parser.add_argument("--ckpt", help="weights shared by every point (default: model.pretrained)")
+    parser.add_argument("--grid", nargs="+", required=True, metavar="token_reduction.KEY=V1,V2",
+                        help="values to sweep; every combination is evaluated (lists: r=[8,4],[4,8])")
+    parser.add_argument("--methods", help="comma-separated methods (default: none and the config's method)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--target_macs", type=float, metavar="G",
+                        help="pick the most accurate setting with at most G GMACs per image")
+    parser.add_argument("--target_speedup", type=float, metavar="X",
+                        help="pick the most accurate setting at least X times faster than method none")
+    parser.add_argument("--title", default="", help="plot title (default: model and data)")
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    cfg, args = parse_cli(argv, __doc__.splitlines()[0], extra=tool_arguments)
+    try:
+        methods = parse_methods(args.methods or "none,%s" % cfg["token_reduction"]["method"])
+        grid = parse_grid(args.grid)
+        setup_context(cfg["system"])
+        rows = run_sweep(cfg, args.grid, methods, weights=args.ckpt)
+        context = {"config": args.config, "weights": args.ckpt or cfg["model"]["pretrained"],
+                   "model": cfg["model"]["name"], "data": cfg["data"]["path"],
+                   "batch_size": cfg["eval"]["batch_size"], "methods": methods,
+                   "grid": {k: list(v) for k, v in grid.items()},
+                   "title": args.title or "%s on %s" % (cfg["model"]["name"], cfg["data"]["path"])}
+        for path in write_results(rows, list(grid), args.out, context):
+            print("wrote", path)
+        if args.target_macs is not None or args.target_speedup is not None:
+            max_macs = None if args.target_macs is None else args.target_macs * 1e9
+            best = pick_setting(rows, max_macs=max_macs, min_speedup=args.target_speedup)
+            speedup = "%.2fx" % best["speedup"] if best["speedup"] else "-"
+            print("most accurate setting meeting the target: %s (top-1 %.2f %%, %.4f GMACs, speed-up %s)"
+                  % (best["label"], best["top1"], best["gmacs"], speedup))
+            print("use: %s" % best["flags"])
+    except (ConfigError, CheckpointError, ValueError) as error:
+        sys.exit("error: %s" % error)
+
+
+if __name__ == "__main__":
+    main()
