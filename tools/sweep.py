@@ -1,7 +1,8 @@
 """Accuracy vs MACs vs speed over a grid of token-reduction settings; optionally pick one for a target.
 
-Usage: python tools/sweep.py --config X.yaml [--ckpt W] --grid token_reduction.r=8,13,16 token_reduction.threshold=0,7e-5,1
-       [--methods none,tome,ppt] --out DIR [--target_macs G] [--target_speedup X] [--section.key VALUE ...]
+Usage: python tools/sweep.py --config X.yaml [--ckpt W]
+       --grid token_reduction.r=8,13,16 token_reduction.threshold=0,7e-5,1 [--methods none,tome,ppt]
+       --out DIR [--target_macs G] [--target_speedup X] [--section.key VALUE ...]
 Writes DIR/sweep.csv, DIR/sweep.json, DIR/accuracy_vs_macs.png, DIR/accuracy_vs_speed.png.
 """
 import logging
