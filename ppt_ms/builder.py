@@ -18,7 +18,8 @@ def setup_context(system_cfg):
     target = system_cfg["device_target"]
     try:
         ms.set_context(mode=MODES[system_cfg["mode"]])
-        ms.set_device(target)
+        if ms.get_context("device_target") != target:  # the device can be set once per process
+            ms.set_device(target)
         ms.set_seed(int(system_cfg["seed"]))
         ms.Tensor([1.0]).asnumpy()
     except (RuntimeError, ValueError) as err:

@@ -20,7 +20,10 @@ def bipartite_matching(metric, r: int, distill_token: bool = False):
     stay, sorted by position; A indices merged away; B indices they merge into."""
     metric = metric.astype(ms.float32)
     metric = metric / ops.norm(metric, dim=-1, keepdim=True)
-    a, b = metric[:, ::2, :], metric[:, 1::2, :]
+    n = metric.shape[1]
+    # a gather, not metric[:, ::2]: CPU's StridedSliceGrad fails on step-2 slices
+    a = ops.gather(metric, ms.Tensor(np.arange(0, n, 2, dtype=np.int32)), 1)
+    b = ops.gather(metric, ms.Tensor(np.arange(1, n, 2, dtype=np.int32)), 1)
     scores = ops.bmm(a, b.transpose(0, 2, 1))
     na, nb = scores.shape[1], scores.shape[2]
     protected = ops.arange(na).reshape(1, na, 1) == 0
