@@ -76,9 +76,13 @@ def _unsupported_onnx_operator(error: Exception):
 
 
 def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str = "MINDIR") -> str:
-    """Export `net` (in inference mode) for inputs shaped like `images` to `path`; returns the path."""
+    """Export `net` (in inference mode) for inputs shaped like `images` to `path`
+    and return the path written: `path` itself, or with the format's suffix
+    appended when it lacks it (as MindSpore names the file)."""
     if file_format not in SUFFIXES:
         raise ExportError("unknown export format %r; choose one of %s" % (file_format, ", ".join(SUFFIXES)))
+    if not path.endswith(SUFFIXES[file_format]):
+        path += SUFFIXES[file_format]
     device = ms.get_context("device_target")
     if file_format == "AIR" and device != "Ascend":
         raise ExportError("AIR export needs the Ascend backend (MindSpore builds AIR files through it); this "
@@ -165,8 +169,7 @@ def export_and_verify(cfg, weights=None, tolerance: float = DEFAULT_TOLERANCE) -
     export = cfg["export"]
     net = build_model(cfg, weights)
     images = sample_images(export["batch_size"], cfg["model"]["img_size"], cfg["system"]["seed"])
-    path = export["file"] or default_export_path(cfg)
-    export_network(net, images, path, export["file_format"])
+    path = export_network(net, images, export["file"] or default_export_path(cfg), export["file_format"])
     return verify_export(path, net, images, export["file_format"], tolerance)
 
 

@@ -2,6 +2,8 @@
 independent NumPy reference (tests/numpy_reference.py) on a batch that mixes
 pooling and pruning; it accepts exactly its batch size; ONNX and AIR either
 work or fail with a message naming the reason."""
+import importlib.util
+import os
 import re
 
 import numpy as np
@@ -151,6 +153,13 @@ def test_onnx_file_is_verified_with_onnxruntime_or_says_it_is_not(tmp_path):
     np.testing.assert_allclose(net(x).asnumpy(), expected, rtol=0, atol=1e-5)
 
 
+def test_export_appends_the_format_suffix_when_missing(tmp_path):
+    net, x = Linear(), ms.Tensor(np.ones((2, 4), np.float32))
+    path = export_network(net, x, str(tmp_path / "linear"), "MINDIR")
+    assert path == str(tmp_path / "linear.mindir") and (tmp_path / "linear.mindir").is_file()
+    np.testing.assert_allclose(run_mindir(path, x)[0], net(x).asnumpy(), rtol=0, atol=1e-6)
+
+
 @pytest.mark.skipif(ms.get_context("device_target") == "Ascend", reason="AIR export works on Ascend")
 def test_air_export_needs_ascend_and_writes_nothing(tmp_path):
     path = tmp_path / "linear.air"
@@ -164,3 +173,34 @@ def test_default_export_path_names_model_method_and_batch():
     assert default_export_path(cfg) == "output/vit_quickstart_ppt_b8.mindir"
     onnx = make_config(cfg.to_dict(), ["export.file_format=ONNX", "token_reduction.method=tome"])
     assert default_export_path(onnx, "out") == "out/vit_quickstart_tome_b8.onnx"
+
+
+# ---- the tool ----
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
+
+
+def export_tool():
+    spec = importlib.util.spec_from_file_location("export_tool", os.path.join(ROOT, "tools", "export.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_export_tool_exports_and_verifies(tmp_path, capsys):
+    """The tool's wiring, on the unreduced quick-start model (cheapest to compile)."""
+    target = tmp_path / "quick"
+    status = export_tool().main(["--config", QUICKSTART, "--token_reduction.method", "none",
+                                 "--export.batch_size", "2", "--export.file", str(target)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert (tmp_path / "quick.mindir").is_file()
+    assert "input  [2, 3, 32, 32] float32" in out
+    assert re.search(r"verified against the live network: max \|difference\| \S+ <= 0.0001", out)
+
+
+def test_export_tool_fails_with_a_clear_message(capsys):
+    status = export_tool().main(["--config", QUICKSTART, "--export.file_format", "AIR"])
+    assert status == 1
+    assert "error: AIR export needs the Ascend backend" in capsys.readouterr().err
