@@ -11,13 +11,13 @@ from .distributed import World, init_world, launched_by_msrun
 from .ema import ParameterEMA, averaged_weights
 from .errors import ResumeError, TrainingDiverged, TrainingError
 from .loss import HardTargetCrossEntropy, SoftTargetCrossEntropy, create_loss
-from .optimizer import create_optimizer, param_groups, skips_weight_decay
+from .optimizer import AdamW, create_optimizer, param_groups, skips_weight_decay
 from .schedule import lr_schedule, scaled_lr
 from .step import TrainStep, create_loss_scaler
 from .trainer import TrainResult, train
 
 __all__ = [
-    "HardTargetCrossEntropy", "ParameterEMA", "Progress", "ResumeError", "SoftTargetCrossEntropy", "TrainResult",
+    "AdamW", "HardTargetCrossEntropy", "ParameterEMA", "Progress", "ResumeError", "SoftTargetCrossEntropy", "TrainResult",
     "TrainStep", "TrainingDiverged", "TrainingError", "World", "averaged_weights", "create_loss",
     "create_loss_scaler", "create_optimizer", "epoch_seed", "init_world", "latest_checkpoint",
     "launched_by_msrun", "list_checkpoints", "lr_schedule", "param_groups", "remove_old_checkpoints",
