@@ -1,6 +1,5 @@
 """Multi-head self-attention with proportional attention and the by-products
 token reduction needs (ToMe's metric, PPT's significance scores)."""
-import mindspore as ms
 from mindspore import nn, ops
 
 from .layers import dense

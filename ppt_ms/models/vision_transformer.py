@@ -127,8 +127,9 @@ class VisionTransformer(nn.Cell):
             prefix = ops.concat((prefix, dist), axis=1)
         return ops.concat((prefix, x), axis=1) + self.pos_embed.astype(x.dtype)
 
-    def forward_features(self, images):
-        """-> (normed tokens [B, N_final, C], size [B, N_final, 1], source, stats [depth, B, 2])."""
+    def initial_state(self, images):
+        """-> (tokens [B, N, C], size [B, N, 1] all ones, source: the identity
+        [B, N, N] when tracing, else a placeholder)."""
         x = self.embed(images)
         b, n, _ = x.shape
         size = ops.ones((b, n, 1), ms.float32)
@@ -136,20 +137,19 @@ class VisionTransformer(nn.Cell):
             source = ops.broadcast_to(ops.eye(n, n, ms.float32).reshape(1, n, n), (b, n, n))
         else:
             source = ops.zeros((1,), ms.float32)
-        stats = ()
-        for block in self.blocks:
-            x, size, source, block_stats = block(x, size, source)
-            stats = stats + (block_stats,)
-        return self.norm(x), size, source, ops.stack(stats)
+        return x, size, source
 
     def forward_head(self, x):
+        """Normed tokens [B, N_final, C] -> logits [B, num_classes]."""
         if self.distilled:
             return (self.head(x[:, 0]) + self.head_dist(x[:, 1])) / 2
         return self.head(x[:, 0])
 
     def construct(self, images):
-        x, _, source, _ = self.forward_features(images)
-        logits = self.forward_head(x)
+        x, size, source = self.initial_state(images)
+        for block in self.blocks:
+            x, size, source, _ = block(x, size, source)
+        logits = self.forward_head(self.norm(x))
         if self.trace_source:
             return logits, source
         return logits
@@ -165,8 +165,12 @@ class TokenTrace(nn.Cell):
         self.net = net
 
     def construct(self, images):
-        x, size, source, stats = self.net.forward_features(images)
-        return self.net.forward_head(x), size, source, stats
+        x, size, source = self.net.initial_state(images)
+        stats = ()
+        for block in self.net.blocks:
+            x, size, source, block_stats = block(x, size, source)
+            stats = stats + (block_stats,)
+        return self.net.forward_head(self.net.norm(x)), size, source, ops.stack(stats)
 
 
 def _vit(architecture: dict, overrides: dict):

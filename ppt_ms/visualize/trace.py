@@ -6,7 +6,6 @@ final one (no truncated copies of the model).  `patch_groups` turns one
 image's source map into a label per patch.
 """
 import numpy as np
-import mindspore as ms
 from mindspore import nn, ops
 
 PRUNED = -1
@@ -27,10 +26,7 @@ class BlockSources(nn.Cell):
         self.net = net
 
     def construct(self, images):
-        x = self.net.embed(images)
-        b, n, _ = x.shape
-        size = ops.ones((b, n, 1), ms.float32)
-        source = ops.broadcast_to(ops.eye(n, n, ms.float32).reshape(1, n, n), (b, n, n))
+        x, size, source = self.net.initial_state(images)
         sources = ()
         stats = ()
         for block in self.net.blocks:

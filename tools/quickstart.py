@@ -1,0 +1,26 @@
+"""Quick start on the built-in example: digits data, train a tiny ViT, compare none / ToMe / PPT.
+
+    python tools/quickstart.py [--config configs/quickstart.yaml] [--train.epochs 5]
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ppt_ms.config import parse_cli  # noqa: E402
+from ppt_ms.quickstart import run_quickstart  # noqa: E402
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+                              "quickstart.yaml")
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" not in argv:
+        argv = ["--config", DEFAULT_CONFIG] + argv
+    cfg, _ = parse_cli(argv, __doc__.splitlines()[0])
+    run_quickstart(cfg)
+
+
+if __name__ == "__main__":
+    main()
