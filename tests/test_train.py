@@ -181,3 +181,119 @@ def test_soft_and_hard_cross_entropy_against_numpy():
     smoothed[[0, 1], labels] += 1 - smoothing
     hard = create_loss(False, smoothing)(ms.Tensor(logits), ms.Tensor(labels.astype(np.int32)))
     assert float(hard.asnumpy()) == pytest.approx(-(smoothed * log_probs).sum(1).mean(), rel=1e-5)
+
+
+# ---------------------------------------------------------------- whole runs on the digits example
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """The built-in example set (1438 train / 359 val images of 32 px)."""
+    root = tmp_path_factory.getbasetemp() / "digits"
+    make_example_dataset(str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_digits(digits, tmp_path_factory):
+    """8 train images per class and no val split: 5 steps per epoch at batch 16."""
+    root = tmp_path_factory.getbasetemp() / "tiny_digits"
+    for label in range(10):
+        source = digits / "train" / str(label)
+        target = root / "train" / str(label)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in sorted(os.listdir(source))[:8]:
+            shutil.copy(source / name, target / name)
+    return root
+
+
+def quickstart(overrides):
+    return load_config(QUICKSTART, overrides)
+
+
+def tiny_run(tiny_digits, output_dir, *extra):
+    """Overrides for a few-step run; one data worker so the random crops replay exactly on resume."""
+    return quickstart([f"data.path={tiny_digits}", "data.batch_size=16", "data.num_workers=1",
+                       "train.epochs=2", "train.warmup_epochs=1", "train.log_every_steps=100",
+                       f"train.output_dir={output_dir}", "train.ema=true", "train.ema_decay=0.9",
+                       "train.clip_grad=1.0", *extra])
+
+
+def test_quickstart_trains_above_chance_keeps_last_checkpoints_and_evaluates(digits, tmp_path, capsys):
+    output = tmp_path / "run"
+    cfg = quickstart([f"data.path={digits}", "data.batch_size=32", "data.label_smoothing=0", "data.scale=[1, 1]",
+                      "data.ratio=[1, 1]", "train.epochs=6", "train.warmup_epochs=1", "train.lr=9.6e-3",
+                      f"train.output_dir={output}", "train.save_every_steps=50", "train.keep_last=2",
+                      "train.log_every_steps=22"])
+    result = train(cfg)
+    history = result.history
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.2
+    assert history[-1]["val"]["images"] == 359
+    assert history[-1]["val"]["top1"] > 20.0  # chance is 10 % (one std of chance accuracy: 1.6 %)
+    assert history[-1]["val"]["loss"] < history[0]["val"]["loss"]
+
+    # saves at steps 44, 50, 88, 100, ..., 264 (6 epochs x 44 steps); only the newest two remain
+    assert sorted(os.listdir(output)) == ["config.yaml", "step00000250.ckpt", "step00000264.ckpt"]
+    assert [os.path.basename(p) for p in result.checkpoints] == ["step00000250.ckpt", "step00000264.ckpt"]
+    printed = capsys.readouterr().out
+    assert "epoch 6/6  step 44/44  loss" in printed and "images/s" in printed and "ETA" in printed
+    assert "val top-1" in printed
+
+    saved = read_state_dict(str(output / "step00000264.ckpt"))
+    for name, param in result.net.parameters_dict().items():
+        np.testing.assert_array_equal(saved[name], param.asnumpy())
+    assert int(saved["train_state.global_step"]) == 264 and int(saved["train_state.epoch"]) == 6
+    assert {"adam_m.head.weight", "adam_v.head.weight", "global_step"} <= set(saved)
+
+    from tools.eval import main as eval_main
+    report_path = tmp_path / "eval.json"
+    assert eval_main(["--config", QUICKSTART, "--data.path", str(digits), "--ckpt",
+                      str(output / "step00000264.ckpt"), "--json", str(report_path)]) == 0
+    import json
+    report = json.loads(report_path.read_text())
+    assert report["images"] == 359
+    assert report["top1"] == pytest.approx(history[-1]["val"]["top1"], abs=1e-9)
+    assert report["loss"] == pytest.approx(history[-1]["val"]["loss"], rel=1e-5)
+    assert report["tokens_per_block"] == [65, 57, 49, 49]
+    assert report["images_per_second"] > 0
+    assert "top-1" in capsys.readouterr().out
+
+
+def test_resume_after_a_kill_mid_epoch_reaches_the_unbroken_parameters(tiny_digits, tmp_path):
+    unbroken = train(tiny_run(tiny_digits, tmp_path / "unbroken"))
+    assert unbroken.progress.global_step == 10
+
+    killed = train(tiny_run(tiny_digits, tmp_path / "killed", "train.save_every_steps=3"), max_steps=7)
+    assert killed.stopped_at_max_steps and killed.progress.global_step == 7
+    # the kill came after step 7, the newest checkpoint is step 6 (epoch 2, one step done)
+    assert [os.path.basename(p) for p in list_checkpoints(tmp_path / "killed")][-1] == "step00000006.ckpt"
+
+    resumed = train(tiny_run(tiny_digits, tmp_path / "killed", "train.save_every_steps=3", "train.resume=auto"))
+    assert resumed.progress.global_step == 10
+    final_unbroken = read_state_dict(str(tmp_path / "unbroken" / "step00000010.ckpt"))
+    final_resumed = read_state_dict(str(tmp_path / "killed" / "step00000010.ckpt"))
+    assert set(final_unbroken) == set(final_resumed)
+    assert any(name.startswith("ema.") for name in final_resumed)
+    for name, value in final_unbroken.items():
+        np.testing.assert_allclose(final_resumed[name], value, rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tiny_digits, tmp_path, monkeypatch):
+    real_batches = trainer_module.epoch_batches
+
+    def poisoned(dataset, skip=0):
+        for index, (images, labels) in enumerate(real_batches(dataset, skip)):
+            if index == 2:
+                images = ms.Tensor(np.full(images.shape, np.nan, np.float32))
+            yield images, labels
+
+    monkeypatch.setattr(trainer_module, "epoch_batches", poisoned)
+    output = tmp_path / "nan"
+    with pytest.raises(TrainingDiverged) as error:
+        train(tiny_run(tiny_digits, output, "train.save_every_steps=1", "train.ema=false"))
+    message = str(error.value)
+    assert "epoch 1, step 3/5 (global step 3)" in message and "nan" in message
+    assert str(output / "step00000002.ckpt") in message
+    assert [os.path.basename(p) for p in list_checkpoints(output)] == ["step00000001.ckpt", "step00000002.ckpt"]
+    last_good = read_state_dict(str(output / "step00000002.ckpt"))
+    assert all(np.isfinite(value).all() for value in last_good.values())

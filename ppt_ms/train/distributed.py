@@ -18,9 +18,13 @@ class World:
         return self.rank == 0
 
 
+MSRUN_ROLES = ("MS_WORKER", "MS_SCHED")
+
+
 def launched_by_msrun(environ=os.environ) -> bool:
-    """True in a worker started by msrun (or another MindSpore launcher) with more than one worker."""
-    return environ.get("MS_ROLE") == "MS_WORKER" and int(environ.get("MS_WORKER_NUM", "1")) > 1
+    """True in a process started by msrun for more than one worker: the workers and the scheduler,
+    which runs the same script and serves the cluster from inside init()."""
+    return environ.get("MS_ROLE") in MSRUN_ROLES and int(environ.get("MS_WORKER_NUM", "1")) > 1
 
 
 def init_world(environ=os.environ) -> World:

@@ -26,7 +26,9 @@ from .step import TrainStep, create_loss_scaler
 
 @dataclass
 class TrainResult:
-    """How far the run got, the checkpoints it wrote (oldest first) and one summary per finished epoch."""
+    """The trained network, how far the run got, the checkpoints it kept (oldest first) and one summary
+    per finished epoch: {epoch, train_loss (mean over the steps run by this call), seconds, val, val_ema}."""
+    net: ms.nn.Cell
     progress: Progress
     checkpoints: List[str] = field(default_factory=list)
     history: List[dict] = field(default_factory=list)
@@ -77,7 +79,7 @@ class _Run:
         self.state = training_state(self.net, self.optimizer, self.ema, self.loss_scaler)
         self.val = validation_dataset(cfg)
         self.progress = self.position(0)
-        self.result = TrainResult(self.progress)
+        self.result = TrainResult(self.net, self.progress)
         self.last_saved_step = None
         self.meter = ProgressMeter(self.total_steps, self.global_batch, t.epochs, self.steps_per_epoch)
 
@@ -170,14 +172,17 @@ def train(cfg, max_steps: Optional[int] = None, log: Callable[[str], None] = pri
     if world.is_main:
         os.makedirs(cfg.train.output_dir, exist_ok=True)
         dump_config(cfg, os.path.join(cfg.train.output_dir, "config.yaml"))
+    run.log("training %s on %d process(es): %d epochs x %d steps, global batch %d, peak lr %.3e"
+            % (cfg.model.name, world.group_size, cfg.train.epochs, run.steps_per_epoch, run.global_batch,
+               scaled_lr(cfg.train.lr, run.global_batch)))
+    if run.val is None:
+        run.log("no val split at %s: epochs end without evaluation"
+                % os.path.join(cfg.data.path, cfg.data.val_split))
     path = resume_path(cfg.train)
     if path:
         run.resume(path)
     elif cfg.train.resume == "auto":
         run.log("train.resume=auto: no checkpoint in %s, starting from scratch" % cfg.train.output_dir)
-    run.log("training %s on %d process(es): %d epochs x %d steps, global batch %d, peak lr %.3e"
-            % (cfg.model.name, world.group_size, cfg.train.epochs, run.steps_per_epoch, run.global_batch,
-               scaled_lr(cfg.train.lr, run.global_batch)))
 
     for epoch in range(run.progress.epoch, cfg.train.epochs):
         if max_steps is not None and run.progress.global_step >= max_steps:
