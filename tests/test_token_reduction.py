@@ -19,7 +19,7 @@ from test_model import mode, pynative  # noqa: F401  (fixtures)
 from ppt_ms.models import TokenTrace
 from ppt_ms.models.attention import Attention
 from ppt_ms.token_reduction import build_reducer, token_plan, tome_schedule
-from ppt_ms.token_reduction.matching import bipartite_matching
+from ppt_ms.token_reduction.matching import bipartite_matching, bipartite_positions
 from ppt_ms.token_reduction.pruning import keep_by_score
 from ppt_ms.token_reduction.significance import score_variance, significance_scores
 
@@ -163,8 +163,9 @@ def reducer(method, r, num_prefix_tokens=1, threshold=7e-5):
 
 
 def run_reducer(cell, tokens, scores):
-    """-> x, size, source, stats as NumPy arrays."""
-    outputs = cell(*tensors(tokens["x"], tokens["size"], tokens["source"], tokens["metric"], scores))
+    """-> x, size, source, decisions as NumPy arrays."""
+    x, size, source, metric, scores = tensors(tokens["x"], tokens["size"], tokens["source"], tokens["metric"], scores)
+    outputs = cell(x, size, source, metric, scores) + (cell.decisions(scores),)
     return [o.asnumpy() for o in outputs]
 
 
@@ -185,7 +186,8 @@ def check_against_reference(method, outputs, tokens, scores, r, threshold, disti
 @pytest.mark.parametrize("distill_token", [False, True])
 @pytest.mark.parametrize("r", [1, 5, 7])
 def test_bipartite_matching_and_merge(pynative, tokens, distill_token, r):
-    unmerged, src, dst = (t.asnumpy() for t in bipartite_matching(ms.Tensor(tokens["metric"]), r, distill_token))
+    matching = bipartite_matching(ms.Tensor(tokens["metric"]), r, *bipartite_positions(N), distill_token)
+    unmerged, src, dst = (t.asnumpy() for t in matching)
     for b in range(B):
         m = ref.bipartite_matching(tokens["metric"][b], r, distill_token)
         np.testing.assert_array_equal(unmerged[b], m.unmerged)
@@ -304,7 +306,8 @@ def test_ties_give_a_deterministic_valid_order(pynative, tokens):
         assert (np.diff(kept) <= 0).all() and kept.min() >= np.delete(scores[b], first[b]).max()
 
     metric = np.repeat(tokens["metric"][:, :5], [1, 4, 4, 4, 4], axis=1)  # many identical tokens
-    runs = [[t.asnumpy() for t in bipartite_matching(ms.Tensor(metric), 6)] for _ in range(2)]
+    positions = bipartite_positions(metric.shape[1])
+    runs = [[t.asnumpy() for t in bipartite_matching(ms.Tensor(metric), 6, *positions)] for _ in range(2)]
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
     unmerged, src, dst = runs[0]

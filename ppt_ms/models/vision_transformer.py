@@ -38,8 +38,7 @@ def token_reduction_settings(token_reduction: Optional[Mapping]) -> dict:
 
 class Block(nn.Cell):
     """Pre-norm transformer block; between attention and MLP it may reduce the
-    tokens.  (x [B, N, C], size [B, N, 1], source) -> (x [B, N - r, C], size,
-    source, stats [B, 2])."""
+    tokens.  (x [B, N, C], size [B, N, 1], source) -> (x [B, N - r, C], size, source)."""
 
     def __init__(self, dim, num_heads, mlp_ratio, qkv_bias, drop_path, plan: BlockPlan,
                  proportional: bool, num_prefix_tokens: int, threshold: float, trace_source: bool):
@@ -55,22 +54,43 @@ class Block(nn.Cell):
         self.reduces = self.reducer is not None
         self.needs_scores = plan.method in ("ppt", "prune") and self.reduces
 
-    def construct(self, x, size, source):
+    def attend(self, x, size):
+        """Attention with residual -> (x, k, v [B, H, N, d], probs [B, H, N, N])."""
         b, n, _ = x.shape
         q, k, v = self.attn.heads(self.norm1(x))
         if self.proportional:
             probs = self.attn.probabilities(q, k, ops.log(size).reshape(b, 1, 1, n))
         else:
             probs = self.attn.probabilities(q, k)
-        x = x + self.drop_path(self.attn.combine(probs, v))
+        return x + self.drop_path(self.attn.combine(probs, v)), k, v, probs
+
+    def reduction_inputs(self, k, v, probs):
+        """-> (ToMe metric [B, N, d], PPT significance scores [B, N] or a placeholder)."""
+        metric = sum_heads(k)  # ToMe's mean over heads; the scale cancels in the cosine similarity
+        scores = significance_scores(probs, v) if self.needs_scores else metric[:, :, 0]
+        return metric, scores
+
+    def feed_forward(self, x):
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def construct(self, x, size, source):
+        x, k, v, probs = self.attend(x, size)
         if self.reduces:
-            metric = sum_heads(k)  # ToMe's mean over heads; the scale cancels in the cosine similarity
-            scores = significance_scores(probs, v) if self.needs_scores else metric[:, :, 0]
-            x, size, source, stats = self.reducer(x, size, source, metric, scores)
+            metric, scores = self.reduction_inputs(k, v, probs)
+            x, size, source = self.reducer(x, size, source, metric, scores)
+        return self.feed_forward(x), size, source
+
+    def traced(self, x, size, source):
+        """construct, plus this block's decisions [B, 2]: (1 if pooled, score
+        variance) for PPT, zeros otherwise."""
+        x, k, v, probs = self.attend(x, size)
+        if self.reduces:
+            metric, scores = self.reduction_inputs(k, v, probs)
+            decisions = self.reducer.decisions(scores)
+            x, size, source = self.reducer(x, size, source, metric, scores)
         else:
-            stats = ops.zeros((b, 2), ms.float32)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x, size, source, stats
+            decisions = ops.zeros((x.shape[0], 2), ms.float32)
+        return self.feed_forward(x), size, source, decisions
 
 
 class VisionTransformer(nn.Cell):
@@ -148,7 +168,7 @@ class VisionTransformer(nn.Cell):
     def construct(self, images):
         x, size, source = self.initial_state(images)
         for block in self.blocks:
-            x, size, source, _ = block(x, size, source)
+            x, size, source = block(x, size, source)
         logits = self.forward_head(self.norm(x))
         if self.trace_source:
             return logits, source
@@ -168,7 +188,7 @@ class TokenTrace(nn.Cell):
         x, size, source = self.net.initial_state(images)
         stats = ()
         for block in self.net.blocks:
-            x, size, source, block_stats = block(x, size, source)
+            x, size, source, block_stats = block.traced(x, size, source)
             stats = stats + (block_stats,)
         return self.net.forward_head(self.net.norm(x)), size, source, ops.stack(stats)
 

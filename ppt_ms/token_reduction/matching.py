@@ -14,16 +14,22 @@ from .gather import take_tokens
 NEG_INF = float("-inf")
 
 
-def bipartite_matching(metric, r: int, distill_token: bool = False):
+def bipartite_positions(num_tokens: int):
+    """Constant index tensors of the A (even) and B (odd) token positions, [Na], [Nb]."""
+    return (ms.Tensor(np.arange(0, num_tokens, 2, dtype=np.int32)),
+            ms.Tensor(np.arange(1, num_tokens, 2, dtype=np.int32)))
+
+
+def bipartite_matching(metric, r: int, a_positions, b_positions, distill_token: bool = False):
     """Decide the merges.  metric [B, N, d] -> (unmerged [B, Na - r], src [B, r],
     dst [B, r]): indices into A (even tokens, Na = ceil(N/2)) of the tokens that
-    stay, sorted by position; A indices merged away; B indices they merge into."""
+    stay, sorted by position; A indices merged away; B indices they merge into.
+    a_positions, b_positions come from `bipartite_positions(N)`."""
     metric = metric.astype(ms.float32)
     metric = metric / ops.norm(metric, dim=-1, keepdim=True)
-    n = metric.shape[1]
     # a gather, not metric[:, ::2]: CPU's StridedSliceGrad fails on step-2 slices
-    a = ops.gather(metric, ms.Tensor(np.arange(0, n, 2, dtype=np.int32)), 1)
-    b = ops.gather(metric, ms.Tensor(np.arange(1, n, 2, dtype=np.int32)), 1)
+    a = ops.gather(metric, a_positions, 1)
+    b = ops.gather(metric, b_positions, 1)
     scores = ops.bmm(a, b.transpose(0, 2, 1))
     na, nb = scores.shape[1], scores.shape[2]
     protected = ops.arange(na).reshape(1, na, 1) == 0
@@ -39,7 +45,7 @@ def bipartite_matching(metric, r: int, distill_token: bool = False):
     return unmerged.astype(ms.int32), src, dst
 
 
-def merge_layout(unmerged, src, dst, num_tokens: int, distill_token: bool = False):
+def merge_layout(unmerged, src, dst, b_positions, distill_token: bool = False):
     """Where a matching puts the tokens, as positions in the input sequence.
 
     Output order is [unmerged A tokens, all B tokens] (with a distillation
@@ -49,8 +55,8 @@ def merge_layout(unmerged, src, dst, num_tokens: int, distill_token: bool = Fals
     A index a sits at position 2a, B index j at 2j + 1.
     """
     b, kept_a = unmerged.shape
-    nb = num_tokens // 2
-    b_positions = ops.broadcast_to(ms.Tensor(2 * np.arange(nb, dtype=np.int32) + 1).reshape(1, nb), (b, nb))
+    nb = b_positions.shape[0]
+    b_positions = ops.broadcast_to(b_positions.reshape(1, nb), (b, nb))
     a_positions = 2 * unmerged
     if distill_token:
         keep = ops.concat((a_positions[:, :1], b_positions[:, :1], a_positions[:, 1:], b_positions[:, 1:]), axis=1)

@@ -1,10 +1,10 @@
 """The reduction step of a block, one Cell per method.
 
 Every reducer maps (x [B, N, C], size [B, N, 1] float32, source [B, N, N0],
-metric [B, N, d], scores [B, N]) to (x, size, source) with N - r tokens, and
-reports per image (pooled?, variance) as stats [B, 2] (zeros for ToMe and
-pruning).  `source` is only touched when tracing is on; otherwise it is a
-placeholder passed through unchanged.
+metric [B, N, d], scores [B, N]) to (x, size, source) with N - r tokens.
+`decisions(scores)` reports per image (1 if pooled, score variance) as [B, 2]
+(zeros for ToMe and pruning).  `source` is only touched when tracing is on;
+otherwise it is a placeholder passed through unchanged.
 
 Each method comes down to the same two moves: gather the tokens that stay
 (`keep`, in output order) and add merged tokens into their partners' slots
@@ -16,7 +16,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from .gather import merge_matrix, take_tokens
-from .matching import bipartite_matching, merge_layout
+from .matching import bipartite_matching, bipartite_positions, merge_layout
 from .pruning import keep_by_score
 from .significance import score_variance
 
@@ -42,18 +42,20 @@ class _Reducer(nn.Cell):
         self.num_out = num_tokens - r
         self.distill_token = num_prefix_tokens == 2
         self.trace_source = trace_source
+        self.a_positions, self.b_positions = bipartite_positions(num_tokens)
 
     def pooling_plan(self, metric):
-        unmerged, src, dst = bipartite_matching(metric, self.r, self.distill_token)
-        return merge_layout(unmerged, src, dst, metric.shape[1], self.distill_token)
+        unmerged, src, dst = bipartite_matching(metric, self.r, self.a_positions, self.b_positions,
+                                                self.distill_token)
+        return merge_layout(unmerged, src, dst, self.b_positions, self.distill_token)
 
     def pruning_plan(self, scores):
         if self.distill_token:
             scores = ops.concat((scores[:, :1], ops.full_like(scores[:, :1], DISTILL_SCORE), scores[:, 2:]), axis=1)
         return keep_by_score(scores, self.num_out)
 
-    def no_stats(self, x):
-        return ops.zeros((x.shape[0], 2), ms.float32)
+    def decisions(self, scores):
+        return ops.zeros((scores.shape[0], 2), ms.float32)
 
 
 class ToMeReducer(_Reducer):
@@ -63,7 +65,7 @@ class ToMeReducer(_Reducer):
         keep, src_pos, dst_slot = self.pooling_plan(metric)
         routing = merge_matrix(dst_slot, self.num_out)
         merged, size, source = gather_and_merge(x, size, source, keep, src_pos, routing, size, self.trace_source)
-        return (merged / size).astype(x.dtype), size, source, self.no_stats(x)
+        return (merged / size).astype(x.dtype), size, source
 
 
 class PruneReducer(_Reducer):
@@ -73,7 +75,7 @@ class PruneReducer(_Reducer):
         keep = self.pruning_plan(scores)
         if self.trace_source:
             source = take_tokens(source, keep)
-        return take_tokens(x, keep), take_tokens(size, keep), source, self.no_stats(x)
+        return take_tokens(x, keep), take_tokens(size, keep), source
 
 
 class PPTReducer(_Reducer):
@@ -86,17 +88,19 @@ class PPTReducer(_Reducer):
         super().__init__(r, num_tokens, num_prefix_tokens, trace_source)
         self.threshold = threshold
 
-    def construct(self, x, size, source, metric, scores):
+    def decisions(self, scores):
         variance = score_variance(scores)
-        pooled = variance < self.threshold
+        return ops.stack(((variance < self.threshold).astype(ms.float32), variance), axis=1)
+
+    def construct(self, x, size, source, metric, scores):
+        pooled = score_variance(scores) < self.threshold
         keep_pool, src_pos, dst_slot = self.pooling_plan(metric)
         keep = ops.select(pooled.reshape(-1, 1), keep_pool, self.pruning_plan(scores))
         routing = merge_matrix(dst_slot, self.num_out, pooled.astype(ms.float32))
         weights = ops.select(pooled.reshape(-1, 1, 1), size, ops.ones_like(size))
         merged, size, source = gather_and_merge(x, size, source, keep, src_pos, routing, weights, self.trace_source)
         divisor = ops.select(pooled.reshape(-1, 1, 1), size, ops.ones_like(size))
-        stats = ops.stack((pooled.astype(ms.float32), variance), axis=1)
-        return (merged / divisor).astype(x.dtype), size, source, stats
+        return (merged / divisor).astype(x.dtype), size, source
 
 
 def build_reducer(method: str, r: int, num_tokens: int, num_prefix_tokens: int = 1, trace_source: bool = False,

@@ -30,7 +30,7 @@ class BlockSources(nn.Cell):
         sources = ()
         stats = ()
         for block in self.net.blocks:
-            x, size, source, block_stats = block(x, size, source)
+            x, size, source, block_stats = block.traced(x, size, source)
             sources = sources + (source,)
             stats = stats + (block_stats,)
         return sources, ops.stack(stats)
