@@ -1,5 +1,11 @@
 """ppt_ms: token reduction (PPT, ToMe) for Vision Transformers in MindSpore."""
-from .models import create_model, list_models, register_model
+from .checkpoint import load_pretrained, read_state_dict, save_checkpoint_atomic
+from .config import load_config, make_config, parse_cli
+from .flops import count_macs, count_macs_for
+from .models import TokenTrace, create_model, list_models, register_model
 from .token_reduction import token_plan
 
 __version__ = "0.1.0"
+__all__ = ["create_model", "list_models", "register_model", "TokenTrace", "token_plan", "load_pretrained",
+           "read_state_dict", "save_checkpoint_atomic", "count_macs", "count_macs_for", "load_config",
+           "make_config", "parse_cli"]
