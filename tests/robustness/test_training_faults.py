@@ -1,7 +1,8 @@
-"""A full disk while the trainer saves: a clear error naming the file, the last good checkpoint intact.
+"""Faults of a training run seen through tools/train.py: a full disk while saving, and resuming
+from a checkpoint that does not belong to the run. Each is one "error:" line and exit status 1.
 
-The write is made to fail inside mindspore.save_checkpoint (after it wrote part of the file), the
-way ENOSPC hits a real run; the rest of the run is the real trainer and the real tool.
+The full disk is made inside mindspore.save_checkpoint (after it wrote part of the file), the
+way ENOSPC hits a real run; everything else is the real trainer and the real tool.
 """
 import errno
 import importlib.util
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ppt_ms.checkpoint import read_state_dict
+from ppt_ms.checkpoint import read_state_dict, save_checkpoint_atomic
+from ppt_ms.models import create_model
 from ppt_ms.train import list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,16 +57,21 @@ def train_tool():
     return module
 
 
+def run_train_tool(capsys, data, output, *extra):
+    """-> (exit status, the "error:" lines on stderr) of tools/train.py on a 3-step, unreduced run."""
+    status = train_tool().main(["--config", QUICKSTART, "--data.path", str(data), "--data.batch_size", "10",
+                                "--data.num_workers", "1", "--train.epochs", "1", "--train.warmup_epochs", "0",
+                                "--train.save_every_steps", "1", "--train.keep_last", "5",
+                                "--train.output_dir", str(output), "--token_reduction.method", "none",
+                                "--system.mode", "graph", *extra])
+    return status, [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+
+
 def test_disk_full_during_a_save_stops_training_and_keeps_the_last_checkpoint(
         noise_digits, tmp_path, disk_full_on_second_save, capsys):
     output = tmp_path / "run"
-    status = train_tool().main(["--config", QUICKSTART, "--data.path", str(noise_digits), "--data.batch_size", "10",
-                                "--data.num_workers", "1", "--train.epochs", "1", "--train.warmup_epochs", "0",
-                                "--train.save_every_steps", "1", "--train.keep_last", "5",
-                                "--train.output_dir", str(output), "--token_reduction.method", "none", "--system.mode", "graph"])
-    assert status == 1
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1
+    status, errors = run_train_tool(capsys, noise_digits, output)
+    assert status == 1 and len(errors) == 1
     assert str(output / "step00000002.ckpt") in errors[0] and "No space left on device" in errors[0]
     assert "previous file, if any, is unchanged" in errors[0]
 
@@ -73,3 +80,19 @@ def test_disk_full_during_a_save_stops_training_and_keeps_the_last_checkpoint(
     assert int(last_good["train_state.global_step"]) == 1
     assert all(np.isfinite(value).all() for value in last_good.values())
     assert len(disk_full_on_second_save) == FULL_AT_SAVE  # the run stopped at the failed save
+
+    # that checkpoint cannot be resumed by a run with another batch size (another data order and lr)
+    status, errors = run_train_tool(capsys, noise_digits, tmp_path / "other", "--data.batch_size", "5",
+                                    "--train.resume", str(output / "step00000001.ckpt"))
+    assert status == 1 and len(errors) == 1
+    assert "cannot resume from %s exactly: steps_per_epoch: checkpoint 3, now 6; global_batch: checkpoint 10, now 5" \
+        % (output / "step00000001.ckpt") in errors[0]
+
+
+def test_resuming_from_plain_weights_points_to_finetune(noise_digits, tmp_path, capsys):
+    weights = save_checkpoint_atomic(create_model("vit_quickstart"), tmp_path / "weights.ckpt")
+    status, errors = run_train_tool(capsys, noise_digits, tmp_path / "run", "--train.resume", str(weights))
+    assert status == 1 and len(errors) == 1
+    assert "%s is not a training checkpoint written by ppt_ms.train" % weights in errors[0]
+    assert "use train.finetune instead of train.resume" in errors[0]
+    assert not (tmp_path / "run" / "step00000001.ckpt").exists()
