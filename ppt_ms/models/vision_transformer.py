@@ -74,20 +74,22 @@ class Block(nn.Cell):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def construct(self, x, size, source):
+        size = size.astype(ms.float32)  # AMP casts a Cell's inputs to float16; sizes stay float32
         x, k, v, probs = self.attend(x, size)
         if self.reduces:
             metric, scores = self.reduction_inputs(k, v, probs)
-            x, size, source = self.reducer(x, size, source, metric, scores)
+            x, size, source = self.reducer.reduce(x, size, source, metric, scores)
         return self.feed_forward(x), size, source
 
     def traced(self, x, size, source):
         """construct, plus this block's decisions [B, 2]: (1 if pooled, score
         variance) for PPT, zeros otherwise."""
+        size = size.astype(ms.float32)
         x, k, v, probs = self.attend(x, size)
         if self.reduces:
             metric, scores = self.reduction_inputs(k, v, probs)
             decisions = self.reducer.decisions(scores)
-            x, size, source = self.reducer(x, size, source, metric, scores)
+            x, size, source = self.reducer.reduce(x, size, source, metric, scores)
         else:
             decisions = ops.zeros((x.shape[0], 2), ms.float32)
         return self.feed_forward(x), size, source, decisions

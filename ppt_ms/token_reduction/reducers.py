@@ -6,6 +6,11 @@ metric [B, N, d], scores [B, N]) to (x, size, source) with N - r tokens.
 (zeros for ToMe and pruning).  `source` is only touched when tracing is on;
 otherwise it is a placeholder passed through unchanged.
 
+Blocks call `reduce`, not the Cell itself: under AMP O2/O3 MindSpore casts
+the float inputs of every Cell call to float16, and the sizes, scores and
+variances must stay float32 (PPT's threshold 7e-5 is next to float16's
+smallest normal number).
+
 Each method comes down to the same two moves: gather the tokens that stay
 (`keep`, in output order) and add merged tokens into their partners' slots
 (a one-hot matmul).  Pruning only gathers; PPT picks, per image, the pruning
@@ -28,11 +33,17 @@ def gather_and_merge(x, size, source, keep, src_pos, routing, weights, trace_sou
     [B, N - r, r], averaged with `weights` ([B, N, 1]: the sizes where merging,
     1 where only gathering); sizes add up; source rows are united."""
     weighted = x.astype(ms.float32) * weights
-    x = take_tokens(weighted, keep) + ops.bmm(routing, take_tokens(weighted, src_pos))
-    new_size = take_tokens(size, keep) + ops.bmm(routing, take_tokens(size, src_pos))
+    x = take_tokens(weighted, keep) + routed(routing, take_tokens(weighted, src_pos))
+    new_size = take_tokens(size, keep) + routed(routing, take_tokens(size, src_pos))
     if trace_source:
-        source = ops.minimum(take_tokens(source, keep) + ops.bmm(routing, take_tokens(source, src_pos)), 1.0)
+        source = ops.minimum(take_tokens(source, keep) + routed(routing, take_tokens(source, src_pos)), 1.0)
     return x, new_size, source
+
+
+def routed(routing, tokens):
+    """routing [B, M, K] @ tokens [B, K, C], in the tokens' dtype (graph-mode AMP
+    may have cast them to float16 despite the float32 casts above)."""
+    return ops.bmm(routing.astype(tokens.dtype), tokens)
 
 
 class _Reducer(nn.Cell):
@@ -57,11 +68,14 @@ class _Reducer(nn.Cell):
     def decisions(self, scores):
         return ops.zeros((scores.shape[0], 2), ms.float32)
 
+    def construct(self, x, size, source, metric, scores):
+        return self.reduce(x, size, source, metric, scores)
+
 
 class ToMeReducer(_Reducer):
     """Bipartite soft matching on the attention keys, size-weighted merge."""
 
-    def construct(self, x, size, source, metric, scores):
+    def reduce(self, x, size, source, metric, scores):
         keep, src_pos, dst_slot = self.pooling_plan(metric)
         routing = merge_matrix(dst_slot, self.num_out)
         merged, size, source = gather_and_merge(x, size, source, keep, src_pos, routing, size, self.trace_source)
@@ -71,7 +85,7 @@ class ToMeReducer(_Reducer):
 class PruneReducer(_Reducer):
     """Drop the r least significant tokens; the rest follow in score order."""
 
-    def construct(self, x, size, source, metric, scores):
+    def reduce(self, x, size, source, metric, scores):
         keep = self.pruning_plan(scores)
         if self.trace_source:
             source = take_tokens(source, keep)
@@ -92,7 +106,7 @@ class PPTReducer(_Reducer):
         variance = score_variance(scores)
         return ops.stack(((variance < self.threshold).astype(ms.float32), variance), axis=1)
 
-    def construct(self, x, size, source, metric, scores):
+    def reduce(self, x, size, source, metric, scores):
         pooled = score_variance(scores) < self.threshold
         keep_pool, src_pos, dst_slot = self.pooling_plan(metric)
         keep = ops.select(pooled.reshape(-1, 1), keep_pool, self.pruning_plan(scores))
