@@ -1,0 +1,156 @@
+"""Evaluation: per-batch totals against hand-counted cases, evaluate() against NumPy on a known linear
+model, compile-free timing, and tools/eval.py on a timm-format checkpoint and on bad input."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import mindspore as ms
+import mindspore.dataset as ds
+from mindspore import nn
+from safetensors.numpy import save_file
+
+from ppt_ms.config import load_config
+from ppt_ms.data import create_dataset, make_example_dataset
+from ppt_ms.evaluate import ForwardTimer, batch_totals, evaluate, format_report, write_json
+from ppt_ms.models import create_model
+from tools.eval import main as eval_main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
+
+
+def test_batch_totals_count_hits_and_sum_cross_entropy():
+    logits = np.array([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0],     # label 0: top-1 hit
+                       [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],     # label 4: 5th largest, top-5 hit only
+                       [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],     # label 5: smallest, no hit
+                       [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]])    # label 1: tie with class 0, ranked second
+    labels = np.array([0, 4, 5, 1])
+    images, top1, top5, loss_sum = batch_totals(logits, labels, 5)
+    assert (images, top1, top5) == (4, 1, 3)
+    log_z = np.log(np.exp(np.arange(6.0)).sum())
+    expected = (log_z - 5) + (log_z - 1) + (log_z - 0) + (np.log(2 * np.e + 4) - 1)
+    assert loss_sum == pytest.approx(expected, rel=1e-12)
+    assert tuple(batch_totals(logits[:, :3], np.array([2, 2, 2, 2]), 3)[:3]) == (4, 0, 4)
+
+
+class Linear(nn.Cell):
+    """logits = flatten(image) @ W; a model whose outputs NumPy can recompute."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = ms.Parameter(ms.Tensor(weight), name="weight")
+
+    def construct(self, images):
+        return ms.ops.matmul(images.reshape(images.shape[0], -1), self.weight)
+
+
+def test_evaluate_matches_numpy_on_a_known_model_with_a_ragged_last_batch():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(23, 3, 2, 2)).astype(np.float32)
+    labels = rng.integers(0, 7, 23).astype(np.int32)
+    weight = rng.normal(size=(12, 7)).astype(np.float32)
+    dataset = ds.NumpySlicesDataset({"image": images, "label": labels}, shuffle=False).batch(5)
+    net = Linear(weight)
+    net.set_train(True)
+    metrics = evaluate(net, dataset)
+
+    logits = images.reshape(23, -1).astype(np.float64) @ weight
+    order = np.argsort(-logits, axis=1)
+    log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    assert metrics.images == 23
+    assert metrics.top1 == pytest.approx(100 * np.mean(order[:, 0] == labels))
+    assert metrics.top5 == pytest.approx(100 * np.mean([labels[i] in order[i, :5] for i in range(23)]))
+    assert metrics.loss == pytest.approx(-log_probs[np.arange(23), labels].mean(), rel=1e-5)
+    assert metrics.images_per_second > 0
+    assert net.training  # evaluate restores the mode
+
+
+def test_forward_timer_skips_the_first_call_of_every_shape():
+    calls = []
+
+    class Counting(nn.Cell):
+        def construct(self, x):
+            calls.append(x.shape)
+            return x
+
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    try:
+        timer = ForwardTimer(Counting())
+        for batch in (4, 4, 2, 4):
+            timer(ms.Tensor(np.zeros((batch, 3), np.float32)))
+        assert timer.images == 8  # the second and fourth batch of 4; 4 and 2 once each for compiling
+        single = ForwardTimer(Counting())
+        single(ms.Tensor(np.zeros((3, 3), np.float32)))
+        assert single.images_per_second() > 0 and single.images == 3  # one extra timed call
+    finally:
+        ms.set_context(mode=ms.GRAPH_MODE)
+
+
+@pytest.fixture(scope="module")
+def micro_digits(tmp_path_factory):
+    """2 train and 3 val images per class."""
+    digits = tmp_path_factory.getbasetemp() / "digits"
+    make_example_dataset(str(digits))
+    root = tmp_path_factory.mktemp("eval_digits")
+    for split, count in (("train", 2), ("val", 3)):
+        for label in range(10):
+            source, target = digits / split / str(label), root / split / str(label)
+            target.mkdir(parents=True)
+            for name in sorted(os.listdir(source))[:count]:
+                shutil.copy(source / name, target / name)
+    return root
+
+
+def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tmp_path, capsys):
+    ms.set_seed(3)
+    source = create_model("vit_quickstart")
+    weights = tmp_path / "vit_quickstart.safetensors"
+    save_file({name: p.asnumpy() for name, p in source.parameters_dict().items()}, str(weights))
+    report_path = tmp_path / "out" / "eval.json"
+    assert eval_main(["--config", QUICKSTART, "--data.path", str(micro_digits), "--eval.batch_size", "8",
+                      "--ckpt", str(weights), "--json", str(report_path)]) == 0
+    printed = capsys.readouterr().out
+    for row in ("top-1", "top-5", "loss", "MACs per image", "images/s", "ppt (r=8 layers=[1, 2]"):
+        assert row in printed
+    report = json.loads(report_path.read_text())
+
+    cfg = load_config(QUICKSTART, [f"data.path={micro_digits}"])
+    net = create_model("vit_quickstart", token_reduction=cfg.token_reduction.to_dict())
+    for name, param in net.parameters_dict().items():
+        param.set_data(source.parameters_dict()[name].data)
+    expected = evaluate(net, create_dataset(cfg.data, "val", 32, 10, training=False, batch_size=30))
+    assert report["images"] == expected.images == 30
+    assert report["top1"] == pytest.approx(expected.top1) and report["top5"] == pytest.approx(expected.top5)
+    assert report["loss"] == pytest.approx(expected.loss, rel=1e-5)
+    from ppt_ms.flops import count_macs_for
+    unreduced = count_macs_for("vit_quickstart").total
+    assert 0 < report["macs_per_image"] < unreduced
+    assert report["checkpoint"] == str(weights) and report["batch_size"] == 8
+
+
+def test_eval_tool_errors_are_one_clear_line(micro_digits, tmp_path, capsys):
+    def errors(*argv):
+        status = eval_main(["--config", QUICKSTART, "--data.path", str(micro_digits), *argv])
+        return status, capsys.readouterr().err
+
+    status, err = errors()
+    assert status == 1 and "no weights to evaluate" in err and "--ckpt" in err
+    status, err = errors("--ckpt", str(tmp_path / "missing.ckpt"))
+    assert status == 1 and "missing.ckpt" in err
+    wrong = tmp_path / "other_model.safetensors"
+    save_file({"head.weight": np.zeros((10, 32), np.float32)}, str(wrong))
+    status, err = errors("--ckpt", str(wrong))
+    assert status == 1 and "head.weight" in err and "missing in checkpoint: cls_token" in err
+
+
+def test_report_formatting_and_json_round_trip(tmp_path):
+    from ppt_ms.evaluate import EvalReport
+    report = EvalReport(model="vit_quickstart", token_reduction={"method": "tome", "r": 4, "inflection": None},
+                        checkpoint="w.ckpt", data="d/val", batch_size=8, images=30, top1=50.0, top5=90.0,
+                        loss=1.25, macs_per_image=12_000_000, tokens_per_block=[65, 61], images_per_second=None)
+    text = format_report(report)
+    assert "tome (r=4)" in text and "50.00 %" in text and "0.0120 G" in text and "not measured" in text
+    write_json(report, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["tokens_per_block"] == [65, 61]
