@@ -102,25 +102,26 @@ def test_float16_tome_merges_like_float32(pynative, params, images):
     np.testing.assert_allclose(half["logits"], exact["logits"], rtol=0, atol=0.05)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "BUG (ppt_ms/token_reduction/reducers.py): in graph mode AMP O2/O3 (or net.to_float(float16)) casts "
-    "the float inputs of every sub-Cell, so the reducer Cell gets `size` as float16 and "
-    "gather_and_merge's ops.bmm(routing float32, size float16) fails to compile: "
-    "'For primitive[BatchMatMul], the input type must be same'. tools/train.py --system.amp_level O2 "
-    "with configs/quickstart.yaml fails the same way."))
-def test_float16_ppt_and_tome_compile_in_graph_mode(graph, params, images):
-    for section in (PPT, TOME):
-        net = ms.amp.auto_mixed_precision(build_tiny(params, token_reduction=section), "O2")
-        logits, source = net(ms.Tensor(images))
-        assert np.isfinite(logits.asnumpy()).all() and source.shape[0] == len(images)
+@pytest.fixture(scope="module")
+def float16_graph_net(params):
+    """The tiny PPT net under AMP O2, shared so graph mode compiles each batch shape once."""
+    return ms.amp.auto_mixed_precision(build_tiny(params, token_reduction=PPT), "O2")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: under AMP O2 a reducing block returns size as float16, though SPEC.md and "
-    "docs/token_reduction.md keep sizes, scores and variance in float32: the reducer Cell's input cast "
-    "turns size and scores into float16, so the reducer also makes its own pool/prune choice on "
-    "float16-rounded scores (only Block.traced's reported decisions use the float32 scores)"))
+def test_float16_ppt_in_graph_mode_matches_the_reference(graph, float16_graph_net, params, images):
+    """Graph mode is where AMP's float16 casts at Cell boundaries bite (a float16 size next to a
+    float32 routing matrix once failed to compile). The mixed batch runs both PPT branches; the
+    pooling branch is ToMe's merge, so ToMe is covered too."""
+    logits, source = (out.astype(ms.float32).asnumpy() for out in float16_graph_net(ms.Tensor(images)))
+    expected = ref.forward(params, images, TINY["num_heads"],
+                           ref.Reduction("ppt", PPT["r"], PPT_LAYERS, PPT["threshold"]))
+    np.testing.assert_allclose(logits, np.stack([t.logits for t in expected]), rtol=0, atol=0.05)
+    np.testing.assert_array_equal(source.sum(-1), np.stack([t.size[:, 0] for t in expected]))
+    assert (source.sum(1) <= 1).all() and (source[:, 0] == np.eye(1, source.shape[2])).all()
+
+
 def test_amp_keeps_sizes_and_variance_in_float32(pynative, params, images):
+    """SPEC.md: sizes, scores and variance stay float32 whatever the network's dtype."""
     net = build_tiny(params, token_reduction=PPT)
     ms.amp.auto_mixed_precision(net, "O2")
     x, size, source = net.initial_state(ms.Tensor(images))
@@ -157,9 +158,8 @@ def constant_patch_setup(params):
 
 @pytest.mark.parametrize("section, pools_everything", [
     (dict(PPT, threshold=0.0), False),             # variance 0 is not < 0: prune on tied scores
-    (dict(PPT, threshold=float("inf")), True),    # pool on tied similarities
-    (TOME, True),
-], ids=["ppt-prune", "ppt-pool", "tome"])
+    (TOME, True),                                  # merge on tied similarities (PPT's pooling branch)
+], ids=["ppt-prune", "tome"])
 def test_tied_scores_give_a_deterministic_valid_reduction(pynative, params, section, pools_everything):
     tied, images = constant_patch_setup(params)
     tracer = TokenTrace(build_tiny(tied, token_reduction=section))
@@ -173,9 +173,9 @@ def test_tied_scores_give_a_deterministic_valid_reduction(pynative, params, sect
 
 # --------------------------------------------------------------------------- batch edges
 
-def test_batch_of_one_equals_its_row_of_a_mixed_batch_in_graph_mode(graph, params, images):
-    net = build_tiny(params, token_reduction=dict(PPT, trace_source=False))
-    batch = net(ms.Tensor(images)).asnumpy()
-    for b in (0, 2):  # image 0 pools at block 1 and 2, image 2 prunes at both
-        alone = net(ms.Tensor(images[b:b + 1])).asnumpy()
-        np.testing.assert_allclose(alone[0], batch[b], rtol=0, atol=1e-5)
+def test_batch_of_one_equals_its_row_of_a_mixed_batch_in_graph_mode(graph, float16_graph_net, images):
+    batch_logits, batch_source = (out.asnumpy() for out in float16_graph_net(ms.Tensor(images)))
+    for b in (0, 2):  # image 0 pools at blocks 1 and 2, image 2 prunes at both
+        logits, source = (out.asnumpy() for out in float16_graph_net(ms.Tensor(images[b:b + 1])))
+        np.testing.assert_array_equal(source[0], batch_source[b])
+        np.testing.assert_allclose(logits[0], batch_logits[b], rtol=0, atol=5e-3)
