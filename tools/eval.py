@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
     try:
         report = evaluate_checkpoint(cfg, args.ckpt)
-    except (CheckpointError, ValueError, FileNotFoundError) as error:
+    except (CheckpointError, ValueError, OSError, RuntimeError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 1
     print(format_report(report))

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppt_ms.checkpoint import CheckpointError  # noqa: E402
 from ppt_ms.config import parse_cli  # noqa: E402
-from ppt_ms.train import TrainingError, train  # noqa: E402
+from ppt_ms.train import train  # noqa: E402
 
 
 def tool_arguments(parser):
@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
     try:
         train(cfg, max_steps=args.max_steps)
-    except (TrainingError, CheckpointError, ValueError, FileNotFoundError) as error:
+    except (CheckpointError, ValueError, OSError, RuntimeError) as error:  # TrainingError is a RuntimeError
         print("error: %s" % error, file=sys.stderr)
         return 1
     return 0

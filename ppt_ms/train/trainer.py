@@ -58,15 +58,15 @@ class _Run:
     def __init__(self, cfg, world: World, log: Callable[[str], None]):
         self.cfg, self.world = cfg, world
         self.log = log if world.is_main else _silent
+        t = cfg.train
+        self.net = build_model(cfg, weights=t.finetune)  # first: an impossible token plan fails before data scans
         first_epoch = train_dataset(cfg, 0, world.rank, world.group_size)
         self.steps_per_epoch = first_epoch.get_dataset_size()
         self.global_batch = cfg.data.batch_size * world.group_size
-        self.total_steps = cfg.train.epochs * self.steps_per_epoch
-        t = cfg.train
+        self.total_steps = t.epochs * self.steps_per_epoch
         self.lrs = lr_schedule(scaled_lr(t.lr, self.global_batch), t.min_lr, t.warmup_lr, t.warmup_epochs,
                                t.epochs, self.steps_per_epoch)
 
-        self.net = build_model(cfg, weights=t.finetune)
         train_net = self.net
         if cfg.system.amp_level != "O0":
             train_net = ms.amp.auto_mixed_precision(self.net, cfg.system.amp_level)
