@@ -72,7 +72,8 @@ class ForwardTimer:
             self.seconds += elapsed
         else:
             self.seen_shapes.add(shape)
-            self.example = self.example if self.example is not None else images
+            if self.example is None:
+                self.example = images
         return logits
 
     def images_per_second(self) -> Optional[float]:
@@ -103,7 +104,6 @@ def evaluate(net, dataset, rank: int = 0, group_size: int = 1) -> EvalMetrics:
     net.set_train(False)
     timer = ForwardTimer(net)
     totals = np.zeros(4, dtype=np.float64)
-    k = None
     try:
         for index, (images, labels) in enumerate(dataset.create_tuple_iterator(num_epochs=1)):
             if index % group_size != rank:
@@ -113,8 +113,7 @@ def evaluate(net, dataset, rank: int = 0, group_size: int = 1) -> EvalMetrics:
             if labels.ndim != 1:
                 raise ValueError("evaluate needs int class ids [B] as labels, got shape %s (soft targets are "
                                  "for training only)" % (labels.shape,))
-            k = min(TOP_K, logits.shape[1])
-            totals += batch_totals(logits, labels.astype(np.int64), k)
+            totals += batch_totals(logits, labels.astype(np.int64), min(TOP_K, logits.shape[1]))
         speed = timer.images_per_second()
     finally:
         net.set_train(was_training)

@@ -55,12 +55,12 @@ class TrainStep(nn.Cell):
         self.ema = ema
 
     def update(self, grads):
+        """Clip, apply AdamW, then move the EMA shadows."""
         if self.clip:
             grads = ops.clip_by_global_norm(grads, self.clip_norm)
         self.optimizer(grads)
         if self.use_ema:
             self.ema()
-        return grads
 
     def construct(self, images, labels):
         loss = self.network(images, labels)
