@@ -4,6 +4,7 @@ import logging
 import mindspore as ms
 
 from .checkpoint import load_pretrained, read_state_dict
+from .config import ConfigError
 from .models import create_model
 
 logger = logging.getLogger(__name__)
@@ -13,7 +14,7 @@ MODES = {"graph": ms.GRAPH_MODE, "pynative": ms.PYNATIVE_MODE}
 
 def setup_context(system_cfg):
     """Apply the `system` config section (device_target, mode, seed).  A device
-    this MindSpore build or machine cannot use is a clear error, raised before
+    this MindSpore build or machine cannot use is a ConfigError, raised before
     any heavy work."""
     target = system_cfg["device_target"]
     try:
@@ -23,7 +24,7 @@ def setup_context(system_cfg):
         ms.set_seed(int(system_cfg["seed"]))
         ms.Tensor([1.0]).asnumpy()
     except (RuntimeError, ValueError) as err:
-        raise RuntimeError("system.device_target=%s is not usable here (%s); this MindSpore build supports "
+        raise ConfigError("system.device_target=%s is not usable here (%s); this MindSpore build supports "
                            "the devices its package was built for: CPU always, GPU/Ascend only with their "
                            "wheel and drivers" % (target, str(err).splitlines()[0])) from None
 

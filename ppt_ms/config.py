@@ -245,6 +245,7 @@ _SCHEMA = {
         "path": (None, _PATH),
         "train_split": ("train", _Str()),
         "val_split": ("val", _Str()),
+        "verify_images": (False, _Bool()),  # decode every file once while scanning; skip unreadable ones
         "batch_size": (64, _Int(1)),
         "num_workers": (4, _Int(1)),
         "crop_pct": (0.875, _Float(0.0, 1.0, low_open=True)),

@@ -135,7 +135,7 @@ def test_token_counts_are_the_plans_and_what_the_blocks_produce():
     source = ms.ops.zeros((1,), ms.float32)
     produced = []
     for block in net.blocks:
-        x, size, source, _ = block(x, size, source)
+        x, size, source = block(x, size, source)
         produced.append(x.shape[1])
     assert produced == report.tokens_per_block
 

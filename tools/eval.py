@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppt_ms.checkpoint import CheckpointError  # noqa: E402
 from ppt_ms.config import parse_cli  # noqa: E402
+from ppt_ms.data import pipeline_error_message  # noqa: E402
 from ppt_ms.evaluate import evaluate_checkpoint, format_report, write_json  # noqa: E402
 
 
@@ -23,7 +24,7 @@ def main(argv=None) -> int:
     try:
         report = evaluate_checkpoint(cfg, args.ckpt)
     except (CheckpointError, ValueError, OSError, RuntimeError) as error:
-        print("error: %s" % error, file=sys.stderr)
+        print("error: %s" % pipeline_error_message(error), file=sys.stderr)
         return 1
     print(format_report(report))
     if args.json:

@@ -7,6 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppt_ms.checkpoint import CheckpointError  # noqa: E402
 from ppt_ms.config import parse_cli  # noqa: E402
 from ppt_ms.quickstart import run_quickstart  # noqa: E402
 
@@ -19,7 +20,10 @@ def main(argv=None):
     if "--config" not in argv:
         argv = ["--config", DEFAULT_CONFIG] + argv
     cfg, _ = parse_cli(argv, __doc__.splitlines()[0])
-    run_quickstart(cfg)
+    try:
+        run_quickstart(cfg)
+    except (CheckpointError, ValueError, OSError, RuntimeError) as error:  # TrainingError is a RuntimeError
+        sys.exit("error: %s" % error)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppt_ms.checkpoint import CheckpointError  # noqa: E402
 from ppt_ms.config import parse_cli  # noqa: E402
+from ppt_ms.data import pipeline_error_message  # noqa: E402
 from ppt_ms.train import train  # noqa: E402
 
 
@@ -24,7 +25,7 @@ def main(argv=None) -> int:
     try:
         train(cfg, max_steps=args.max_steps)
     except (CheckpointError, ValueError, OSError, RuntimeError) as error:  # TrainingError is a RuntimeError
-        print("error: %s" % error, file=sys.stderr)
+        print("error: %s" % pipeline_error_message(error), file=sys.stderr)
         return 1
     return 0
 

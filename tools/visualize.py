@@ -26,8 +26,8 @@ def tool_arguments(parser):
 
 def main(argv=None):
     cfg, args = parse_cli(argv, __doc__.splitlines()[0], extra=tool_arguments)
-    setup_context(cfg["system"])
     try:
+        setup_context(cfg["system"])
         written = visualize(cfg, args.image, args.out, weights=args.ckpt, fill=args.fill, title=args.title,
                             columns=args.columns)
     except ValueError as error:

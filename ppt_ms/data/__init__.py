@@ -3,6 +3,7 @@ from .example_digits import make_example_dataset
 from .image_folder import IMAGE_EXTENSIONS, FolderScan, check_splits_match, scan_image_folder, scan_split
 from .loader import create_dataset
 from .mixup import BatchMixup, smoothed_one_hot
+from .source import pipeline_error_message
 from .rand_augment import parse_rand_augment
 from .summary import dataset_summary, format_summary
 from .transforms import build_eval_transforms, build_train_transforms
@@ -10,5 +11,5 @@ from .transforms import build_eval_transforms, build_train_transforms
 __all__ = [
     'IMAGE_EXTENSIONS', 'FolderScan', 'BatchMixup', 'build_eval_transforms', 'build_train_transforms',
     'check_splits_match', 'create_dataset', 'dataset_summary', 'format_summary', 'make_example_dataset',
-    'parse_rand_augment', 'scan_image_folder', 'scan_split', 'smoothed_one_hot',
+    'parse_rand_augment', 'pipeline_error_message', 'scan_image_folder', 'scan_split', 'smoothed_one_hot',
 ]

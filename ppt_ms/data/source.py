@@ -1,6 +1,17 @@
 """Random-access sample source for ``mindspore.dataset.GeneratorDataset``: decode with PIL in Python."""
+import re
+
 import numpy as np
 from PIL import Image
+
+_DECODE_FAILURE = re.compile(r"cannot decode image '[^'{}]*' \([^\n]*")  # not the f-string in a dumped traceback
+
+
+def pipeline_error_message(error) -> str:
+    """The line that names the bad file, when `error` is MindSpore's wrapper
+    around a decode failure inside the pipeline; otherwise str(error)."""
+    found = _DECODE_FAILURE.search(str(error))
+    return found.group(0) if found else str(error)
 
 
 def load_rgb(path):

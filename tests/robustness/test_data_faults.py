@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ppt_ms.config import ConfigError, load_config
+from ppt_ms.config import load_config
 from ppt_ms.data import create_dataset
 
 
@@ -53,10 +53,6 @@ def test_verify_images_skips_the_truncated_jpeg_with_a_warning(folder_with_trunc
     assert images_of(dataset) == 3
 
 
-@pytest.mark.xfail(strict=True, raises=ConfigError, reason=(
-    "BUG: the decode error says 'set verify_images: true in the data config', and create_dataset reads "
-    "data.verify_images, but the config schema (ppt_ms/config.py) has no data.verify_images key, so a "
-    "config file or --data.verify_images flag is rejected as an unknown key"))
 def test_the_decode_error_hint_can_be_followed_from_a_config():
     cfg = load_config(overrides=["data.verify_images=true"])
     assert cfg.data.verify_images is True

@@ -5,7 +5,6 @@ problem, without an uncaught-exception traceback and before it writes outputs. T
 leak into the test process), two at a time.
 """
 import io
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -100,18 +99,14 @@ def runs(tmp_path_factory):
         return {case: future.result() for case, future in futures.items()}
 
 
-def uncaught(reason):
-    return pytest.mark.xfail(strict=True, reason="BUG: " + reason)
-
-
 @pytest.mark.parametrize("tool", [
     "eval",
     "train",
     "benchmark",
     "export",
-    pytest.param("sweep", marks=uncaught("tools/sweep.py catches ConfigError/CheckpointError/ValueError only")),
-    pytest.param("visualize", marks=uncaught("tools/visualize.py calls setup_context outside its try block")),
-    pytest.param("quickstart", marks=uncaught("tools/quickstart.py catches nothing (train() raises RuntimeError)")),
+    "sweep",
+    "visualize",
+    "quickstart",
 ])
 def test_unusable_device_target_is_one_error_line_before_any_output(runs, tool):
     run = runs["device-" + tool]
@@ -137,9 +132,6 @@ def test_train_reports_an_impossible_token_plan_before_touching_the_data(runs):
     assert len(run.error_lines()) == 1 and "token_reduction.r" in run.error_lines()[0], run.describe()
 
 
-@uncaught("tools/eval.py prints 'error: Exception thrown from user defined Python function in dataset.' "
-          "and then MindSpore's 25-line pipeline dump; the file and the reason ('cannot decode image ...') are "
-          "buried in that dump instead of being the error line")
 def test_corrupt_image_during_evaluation_is_a_clean_error_naming_the_file(runs):
     run = runs["eval-corrupt-jpeg"]
     assert run.returncode != 0, run.describe()
