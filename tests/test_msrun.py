@@ -67,7 +67,8 @@ def micro_digits(tmp_path_factory):
 
 
 def overrides(data, output, batch_size):
-    return [f"data.path={data}", f"data.batch_size={batch_size}", "data.num_workers=1", "data.scale=[1, 1]",
+    return [f"data.path={data}", "token_reduction.method=none", f"data.batch_size={batch_size}",
+            "data.num_workers=1", "data.scale=[1, 1]",
             "data.ratio=[1, 1]", "train.epochs=3", "train.warmup_epochs=0", "train.lr=0.05",
             "train.clip_grad=1.0", "eval.batch_size=4", f"train.output_dir={output}"]
 

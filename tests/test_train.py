@@ -212,7 +212,8 @@ def quickstart(overrides):
 
 def tiny_run(tiny_digits, output_dir, *extra):
     """Overrides for a few-step run; one data worker so the random crops replay exactly on resume."""
-    return quickstart([f"data.path={tiny_digits}", "data.batch_size=16", "data.num_workers=1",
+    return quickstart([f"data.path={tiny_digits}", "token_reduction.method=none", "data.batch_size=16",
+                       "data.num_workers=1",
                        "train.epochs=2", "train.warmup_epochs=1", "train.log_every_steps=100",
                        f"train.output_dir={output_dir}", "train.ema=true", "train.ema_decay=0.9",
                        "train.clip_grad=1.0", *extra])
@@ -220,34 +221,36 @@ def tiny_run(tiny_digits, output_dir, *extra):
 
 def test_quickstart_trains_above_chance_keeps_last_checkpoints_and_evaluates(digits, tmp_path, capsys):
     output = tmp_path / "run"
+    # a constant lr of 3e-4 (4.8e-3 scaled to batch 32) leaves the from-scratch plateau reliably within 4 epochs
     cfg = quickstart([f"data.path={digits}", "data.batch_size=32", "data.label_smoothing=0", "data.scale=[1, 1]",
-                      "data.ratio=[1, 1]", "train.epochs=5", "train.warmup_epochs=1", f"train.output_dir={output}",
+                      "data.ratio=[1, 1]", "train.epochs=4", "train.warmup_epochs=0", "train.lr=4.8e-3",
+                      "train.min_lr=3e-4", "eval.batch_size=359", f"train.output_dir={output}",
                       "train.save_every_steps=50", "train.keep_last=2", "train.log_every_steps=22"])
     result = train(cfg)
     history = result.history
-    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
-    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.2
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.15
     assert history[-1]["val"]["images"] == 359
     assert history[-1]["val"]["top1"] > 20.0  # chance is 10 % (one std of chance accuracy: 1.6 %)
     assert history[-1]["val"]["loss"] < history[0]["val"]["loss"]
 
-    # saves at steps 44, 50, 88, 100, ..., 200, 220 (5 epochs x 44 steps); only the newest two remain
-    assert sorted(os.listdir(output)) == ["config.yaml", "step00000200.ckpt", "step00000220.ckpt"]
-    assert [os.path.basename(p) for p in result.checkpoints] == ["step00000200.ckpt", "step00000220.ckpt"]
+    # saves at steps 44, 50, 88, 100, 132, 150, 176 (4 epochs x 44 steps); only the newest two remain
+    assert sorted(os.listdir(output)) == ["config.yaml", "step00000150.ckpt", "step00000176.ckpt"]
+    assert [os.path.basename(p) for p in result.checkpoints] == ["step00000150.ckpt", "step00000176.ckpt"]
     printed = capsys.readouterr().out
-    assert "epoch 5/5  step 44/44  loss" in printed and "images/s" in printed and "ETA" in printed
+    assert "epoch 4/4  step 44/44  loss" in printed and "images/s" in printed and "ETA" in printed
     assert "val top-1" in printed
 
-    saved = read_state_dict(str(output / "step00000220.ckpt"))
+    saved = read_state_dict(str(output / "step00000176.ckpt"))
     for name, param in result.net.parameters_dict().items():
         np.testing.assert_array_equal(saved[name], param.asnumpy())
-    assert int(saved["train_state.global_step"]) == 220 and int(saved["train_state.epoch"]) == 5
+    assert int(saved["train_state.global_step"]) == 176 and int(saved["train_state.epoch"]) == 4
     assert {"adam_m.head.weight", "adam_v.head.weight", "global_step"} <= set(saved)
 
     from tools.eval import main as eval_main
     report_path = tmp_path / "eval.json"
-    assert eval_main(["--config", QUICKSTART, "--data.path", str(digits), "--ckpt",
-                      str(output / "step00000220.ckpt"), "--json", str(report_path)]) == 0
+    assert eval_main(["--config", QUICKSTART, "--data.path", str(digits), "--eval.batch_size", "359", "--ckpt",
+                      str(output / "step00000176.ckpt"), "--json", str(report_path)]) == 0
     import json
     report = json.loads(report_path.read_text())
     assert report["images"] == 359
