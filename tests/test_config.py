@@ -17,7 +17,7 @@ EXPECTED_DEFAULTS = {
               "drop_path_rate": 0.0, "pretrained": None},
     "token_reduction": {"method": "none", "r": 0, "layers": [3, 6, 9], "threshold": 7e-5,
                         "inflection": None, "prop_attn": True, "trace_source": False},
-    "data": {"path": None, "train_split": "train", "val_split": "val", "batch_size": 64,
+    "data": {"path": None, "train_split": "train", "val_split": "val", "verify_images": False, "batch_size": 64,
              "num_workers": 4, "crop_pct": 0.875, "interpolation": "bicubic",
              "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "hflip": 0.5,
              "scale": [0.08, 1.0], "ratio": [0.75, 1.3333333], "auto_augment": "rand-m9-mstd0.5",
