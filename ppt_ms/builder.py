@@ -10,6 +10,8 @@ from .models import create_model
 logger = logging.getLogger(__name__)
 
 MODES = {"graph": ms.GRAPH_MODE, "pynative": ms.PYNATIVE_MODE}
+# what ppt_ms/train/checkpointing.py writes besides the network (optimizer, EMA, loss scaler, position)
+TRAINING_ONLY_PREFIXES = ("adam_m.", "adam_v.", "global_step", "ema.", "loss_scale.", "train_state.")
 
 
 def setup_context(system_cfg):
@@ -33,8 +35,7 @@ def model_state(path):
     """Network tensors of a checkpoint: a timm/DeiT file or one written by
     tools/train.py (whose optimizer and EMA entries are left out)."""
     state = read_state_dict(path)
-    return {k: v for k, v in state.items()
-            if not k.startswith(("adam_m.", "adam_v.", "moments.", "ema.", "global_step", "learning_rate"))}
+    return {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
 
 
 def build_model(cfg, weights=None):

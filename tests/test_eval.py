@@ -2,17 +2,17 @@
 model, compile-free timing, and tools/eval.py on a timm-format checkpoint and on bad input."""
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
+from conftest import digits_subset
 import mindspore as ms
 import mindspore.dataset as ds
 from mindspore import nn
 from safetensors.numpy import save_file
 
 from ppt_ms.config import load_config
-from ppt_ms.data import create_dataset, make_example_dataset
+from ppt_ms.data import create_dataset
 from ppt_ms.evaluate import ForwardTimer, batch_totals, evaluate, format_report, write_json
 from ppt_ms.models import create_model
 from tools.eval import main as eval_main
@@ -91,16 +91,7 @@ def test_forward_timer_skips_the_first_call_of_every_shape():
 @pytest.fixture(scope="module")
 def micro_digits(tmp_path_factory):
     """2 train and 3 val images per class."""
-    digits = tmp_path_factory.getbasetemp() / "digits"
-    make_example_dataset(str(digits))
-    root = tmp_path_factory.mktemp("eval_digits")
-    for split, count in (("train", 2), ("val", 3)):
-        for label in range(10):
-            source, target = digits / split / str(label), root / split / str(label)
-            target.mkdir(parents=True)
-            for name in sorted(os.listdir(source))[:count]:
-                shutil.copy(source / name, target / name)
-    return root
+    return digits_subset(tmp_path_factory, "eval_digits", {"train": 2, "val": 3})
 
 
 def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tmp_path, capsys):

@@ -13,19 +13,18 @@ Set PPT_MS_SKIP_MSRUN=1 to skip (it starts three MindSpore processes, about a mi
 """
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import digits_subset
 import mindspore as ms
 
 from ppt_ms.builder import build_model
 from ppt_ms.checkpoint import read_state_dict
 from ppt_ms.config import load_config
-from ppt_ms.data import make_example_dataset
 from ppt_ms.train import list_checkpoints, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,16 +53,7 @@ with open({out!r} + "/history_rank%d.json" % rank, "w") as handle:
 @pytest.fixture(scope="module")
 def micro_digits(tmp_path_factory):
     """2 train and 1 val image per class."""
-    digits = tmp_path_factory.getbasetemp() / "digits"
-    make_example_dataset(str(digits))
-    root = tmp_path_factory.mktemp("micro_digits")
-    for split, count in (("train", 2), ("val", 1)):
-        for label in range(10):
-            source, target = digits / split / str(label), root / split / str(label)
-            target.mkdir(parents=True)
-            for name in sorted(os.listdir(source))[:count]:
-                shutil.copy(source / name, target / name)
-    return root
+    return digits_subset(tmp_path_factory, "micro_digits", {"train": 2, "val": 1})
 
 
 def overrides(data, output, batch_size):
