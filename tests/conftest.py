@@ -6,19 +6,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import pytest  # noqa: E402
+
 from ppt_ms.data import make_example_dataset  # noqa: E402
 
 
-def digits_subset(tmp_path_factory, name, per_class):
-    """An ImageNet-style folder with the first per_class[split] digits images of every class
-    (the full digits set is written once per session)."""
+@pytest.fixture(scope="session")
+def digits_subset(tmp_path_factory):
+    """make(name, per_class) -> an ImageNet-style folder with the first per_class[split]
+    digits images of every class (the full digits set is written once per session)."""
     digits = tmp_path_factory.getbasetemp() / "digits"
     make_example_dataset(str(digits))
-    root = tmp_path_factory.mktemp(name)
-    for split, count in per_class.items():
-        for label in range(10):
-            source, target = digits / split / str(label), root / split / str(label)
-            target.mkdir(parents=True)
-            for file_name in sorted(os.listdir(source))[:count]:
-                shutil.copy(source / file_name, target / file_name)
-    return root
+
+    def make(name, per_class):
+        root = tmp_path_factory.mktemp(name)
+        for split, count in per_class.items():
+            for label in range(10):
+                source, target = digits / split / str(label), root / split / str(label)
+                target.mkdir(parents=True)
+                for file_name in sorted(os.listdir(source))[:count]:
+                    shutil.copy(source / file_name, target / file_name)
+        return root
+
+    return make

@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-from conftest import digits_subset
 import mindspore as ms
 import mindspore.dataset as ds
 from mindspore import nn
@@ -89,9 +88,9 @@ def test_forward_timer_skips_the_first_call_of_every_shape():
 
 
 @pytest.fixture(scope="module")
-def micro_digits(tmp_path_factory):
+def micro_digits(digits_subset):
     """2 train and 3 val images per class."""
-    return digits_subset(tmp_path_factory, "eval_digits", {"train": 2, "val": 3})
+    return digits_subset("eval_digits", {"train": 2, "val": 3})
 
 
 def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tmp_path, capsys):

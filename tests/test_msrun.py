@@ -19,7 +19,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import digits_subset
 import mindspore as ms
 
 from ppt_ms.builder import build_model
@@ -51,9 +50,9 @@ with open({out!r} + "/history_rank%d.json" % rank, "w") as handle:
 
 
 @pytest.fixture(scope="module")
-def micro_digits(tmp_path_factory):
+def micro_digits(digits_subset):
     """2 train and 1 val image per class."""
-    return digits_subset(tmp_path_factory, "micro_digits", {"train": 2, "val": 1})
+    return digits_subset("micro_digits", {"train": 2, "val": 1})
 
 
 def overrides(data, output, batch_size):
