@@ -519,6 +519,16 @@ class _Override(argparse.Action):
         setattr(namespace, self.dest, (getattr(namespace, self.dest) or []) + [pair])
 
 
+class _ListOverride(_Override):
+    """A --section.key flag of a list key: one value (not itself a list) is a one-item list."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        key, value = getattr(namespace, self.dest)[-1]
+        if not isinstance(value, list):
+            getattr(namespace, self.dest)[-1] = (key, [value])
+
+
 def parse_cli(argv=None, description=None, extra=None):
     """Parse a tool's command line into ``(Config, argparse.Namespace)``.
 
@@ -545,7 +555,8 @@ def parse_cli(argv=None, description=None, extra=None):
     for section, keys in _SCHEMA.items():
         for key, (default, rule) in keys.items():
             takes_list = isinstance(rule, (_List, _IntOrIntList))
-            group.add_argument(f"--{section}.{key}", dest=_OVERRIDES, action=_Override,
+            action = _ListOverride if isinstance(rule, _List) else _Override
+            group.add_argument(f"--{section}.{key}", dest=_OVERRIDES, action=action,
                                nargs="+" if takes_list else 1, metavar="VALUE",
                                help=f"{rule.expected} (default: {default})".replace("%", "%%"))
 

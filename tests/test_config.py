@@ -287,6 +287,15 @@ def test_cli_dotted_flags_and_set(tmp_path):
     assert not any(name.startswith("_") for name in vars(args))
 
 
+def test_cli_list_flag_with_one_value_is_a_one_item_list():
+    cfg, _ = parse_cli(["--benchmark.batch_sizes", "64", "--token_reduction.layers", "[2, 5]",
+                        "--benchmark.compare", "ppt"])
+    assert cfg.benchmark.batch_sizes == [64] and cfg.benchmark.compare == ["ppt"]
+    assert cfg.token_reduction.layers == [2, 5]
+    one_r, _ = parse_cli(["--token_reduction.r", "8"])
+    assert one_r.token_reduction.r == 8  # r takes an int or a per-block list; one value stays an int
+
+
 def test_cli_applies_overrides_in_command_line_order():
     later_flag, _ = parse_cli(["--set", "train.epochs=3", "--train.epochs", "4"])
     later_set, _ = parse_cli(["--train.epochs", "4", "--set", "train.epochs=3"])

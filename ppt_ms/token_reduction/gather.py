@@ -1,21 +1,20 @@
 """Batched index helpers with static shapes, built from ops that run on
-Ascend, GPU and CPU: a batched Gather for picking tokens and a one-hot batched
-matmul for adding tokens together."""
+Ascend, GPU and CPU: a batched Gather picks tokens, a TensorScatterAdd adds
+a few rows into them."""
 import mindspore as ms
 from mindspore import ops
 
 
 def take_tokens(x, index):
-    """Rows `index` of every image: x [B, N, C], index [B, K] int -> [B, K, C]."""
+    """Rows `index` of every image: x [B, N, C] (or [B, N]), index [B, K] int -> [B, K, C] (or [B, K])."""
     return ops.gather(x, index, 1, batch_dims=1)
 
 
-def merge_matrix(slot, num_slots, active=None):
-    """One-hot routing matrix [B, num_slots, K]: entry (s, i) is 1 where token i
-    goes into slot s (slot [B, K] int).  `active` [B] (0/1) switches an image's
-    merges off.  Adding tokens through a batched matmul replaces a scatter-add,
-    whose reduction='add' Ascend does not support, and uses the matrix units."""
-    matrix = ops.one_hot(slot, num_slots, ms.Tensor(1.0, ms.float32), ms.Tensor(0.0, ms.float32), axis=1)
-    if active is not None:
-        matrix = matrix * active.reshape(-1, 1, 1)
-    return matrix
+def add_into(tokens, slot, updates):
+    """tokens [B, M, C] with updates [B, K, C] added to rows slot [B, K] of the
+    same image; rows named more than once receive every update.  Only the K
+    rows are touched, unlike a one-hot [B, M, K] matmul, which rewrites all M."""
+    b, k = slot.shape
+    image = ops.broadcast_to(ops.arange(b, dtype=ms.int32).reshape(b, 1, 1), (b, k, 1))
+    index = ops.concat((image, slot.astype(ms.int32).reshape(b, k, 1)), axis=2)
+    return ops.tensor_scatter_add(tokens, index, updates.astype(tokens.dtype))

@@ -12,15 +12,15 @@ variances must stay float32 (PPT's threshold 7e-5 is next to float16's
 smallest normal number).
 
 Each method comes down to the same two moves: gather the tokens that stay
-(`keep`, in output order) and add merged tokens into their partners' slots
-(a one-hot matmul).  Pruning only gathers; PPT picks, per image, the pruning
+(`keep`, in output order) and add each merged token into its partner's slot
+(`merge_tokens`).  Pruning only gathers; PPT picks, per image, the pruning
 or the pooling `keep` indices, and switches the merges off for pruned images,
 so the big tensors are gathered once whatever the branch.
 """
 import mindspore as ms
 from mindspore import nn, ops
 
-from .gather import merge_matrix, take_tokens
+from .gather import add_into, take_tokens
 from .matching import bipartite_matching, bipartite_positions, merge_layout
 from .pruning import keep_by_score
 from .significance import score_variance
@@ -28,22 +28,31 @@ from .significance import score_variance
 DISTILL_SCORE = 1.5  # ranks the distillation token second, right after CLS (2)
 
 
-def gather_and_merge(x, size, source, keep, src_pos, routing, weights, trace_source: bool):
-    """Tokens `keep` plus the tokens `src_pos` routed into them by `routing`
-    [B, N - r, r], averaged with `weights` ([B, N, 1]: the sizes where merging,
-    1 where only gathering); sizes add up; source rows are united."""
-    weighted = x.astype(ms.float32) * weights
-    x = take_tokens(weighted, keep) + routed(routing, take_tokens(weighted, src_pos))
-    new_size = take_tokens(size, keep) + routed(routing, take_tokens(size, src_pos))
+def merge_tokens(x, size, source, keep, src_pos, dst_slot, active, trace_source: bool):
+    """The tokens `keep` [B, N - r]; token src_pos[:, i] is merged into output
+    slot dst_slot[:, i] as a size-weighted mean, sizes add up and source rows
+    are united.  `active` [B] (0/1 float) switches an image's merges off; None
+    means all on.
+
+    A slot s that receives tokens i becomes x_s + sum_i size_i / size'_s * (x_i - x_s)
+    with size'_s = size_s + sum_i size_i: the weighted mean (size_s x_s +
+    sum_i size_i x_i) / size'_s, written so that only the r merged rows are
+    computed instead of weighting and dividing all N - r tokens.
+    """
+    src_size = take_tokens(size, src_pos)
+    if active is not None:
+        src_size = src_size * active.reshape(-1, 1, 1)
+    size = add_into(take_tokens(size, keep), dst_slot, src_size)
+    share = src_size / take_tokens(size, dst_slot)
+    dst_pos = take_tokens(keep, dst_slot)
+    delta = (take_tokens(x, src_pos).astype(ms.float32) - take_tokens(x, dst_pos).astype(ms.float32)) * share
+    merged = add_into(take_tokens(x, keep), dst_slot, delta)
     if trace_source:
-        source = ops.minimum(take_tokens(source, keep) + routed(routing, take_tokens(source, src_pos)), 1.0)
-    return x, new_size, source
-
-
-def routed(routing, tokens):
-    """routing [B, M, K] @ tokens [B, K, C], in the tokens' dtype (graph-mode AMP
-    may have cast them to float16 despite the float32 casts above)."""
-    return ops.bmm(routing.astype(tokens.dtype), tokens)
+        src_rows = take_tokens(source, src_pos)
+        if active is not None:
+            src_rows = src_rows * active.reshape(-1, 1, 1)
+        source = ops.minimum(add_into(take_tokens(source, keep), dst_slot, src_rows), 1.0)
+    return merged, size, source
 
 
 class _Reducer(nn.Cell):
@@ -77,9 +86,7 @@ class ToMeReducer(_Reducer):
 
     def reduce(self, x, size, source, metric, scores):
         keep, src_pos, dst_slot = self.pooling_plan(metric)
-        routing = merge_matrix(dst_slot, self.num_out)
-        merged, size, source = gather_and_merge(x, size, source, keep, src_pos, routing, size, self.trace_source)
-        return (merged / size).astype(x.dtype), size, source
+        return merge_tokens(x, size, source, keep, src_pos, dst_slot, None, self.trace_source)
 
 
 class PruneReducer(_Reducer):
@@ -110,11 +117,7 @@ class PPTReducer(_Reducer):
         pooled = score_variance(scores) < self.threshold
         keep_pool, src_pos, dst_slot = self.pooling_plan(metric)
         keep = ops.select(pooled.reshape(-1, 1), keep_pool, self.pruning_plan(scores))
-        routing = merge_matrix(dst_slot, self.num_out, pooled.astype(ms.float32))
-        weights = ops.select(pooled.reshape(-1, 1, 1), size, ops.ones_like(size))
-        merged, size, source = gather_and_merge(x, size, source, keep, src_pos, routing, weights, self.trace_source)
-        divisor = ops.select(pooled.reshape(-1, 1, 1), size, ops.ones_like(size))
-        return (merged / divisor).astype(x.dtype), size, source
+        return merge_tokens(x, size, source, keep, src_pos, dst_slot, pooled.astype(ms.float32), self.trace_source)
 
 
 def build_reducer(method: str, r: int, num_tokens: int, num_prefix_tokens: int = 1, trace_source: bool = False,
