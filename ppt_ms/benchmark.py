@@ -39,19 +39,21 @@ JSON written by write_json (run_benchmark's result):
             ms_per_batch_median, speedup_vs_none, macs_per_image, macs_ratio_to_none,
             memory_mb {first_call_peak, first_call_retained, timed_calls_peak}}],
   reduction_profile (only when asked) [{method, batch_size, block, tokens_in, tokens_out,
-            block_ms, reducer_ms, scores_ms, reduction_share}].
+            block_ms, step_ms, inputs_ms, reduction_share}].
 speedup_vs_none is the variant's median images/s over method none's (null
 without none); macs_ratio_to_none its MACs per image over none's
 (ppt_ms.flops.count_macs).
 
 Reduction profile.  For the first reducing block of every reducing variant,
-times the whole block (attention, reduction, MLP) against its reduction step
-alone (the reducer Cell: matching and merge, pruning's top-k and gathers,
-PPT's variance and per-image select) and, for PPT and pruning, the
-significance scores that feed it, on random inputs of the block's shapes.
-reduction_share = (reducer + scores) / block.  Inputs are random because the
-cost does not depend on the values: PPT computes both branches for every
-image and selects.
+times, as three graphs on random inputs of the block's shapes:
+- block: the whole block (attention, reduction, MLP);
+- step: its reduction step alone, from the attention's k, v and
+  probabilities to the reduced tokens: ToMe's metric, PPT's significance
+  scores, and the reducer (matching and merge, pruning's top-k and gathers,
+  PPT's variance and per-image select);
+- inputs: the metric and scores alone (a part of step).
+reduction_share = step / block.  Inputs are random because the cost does not
+depend on the values: PPT computes both branches for every image and selects.
 """
 import json
 import os
@@ -70,7 +72,6 @@ from .builder import build_model
 from .config import ConfigError, make_config
 from .export import sample_images
 from .flops import count_macs
-from .token_reduction.significance import significance_scores
 
 PAPER_SETTINGS = {
     "none": {},
@@ -253,11 +254,28 @@ def _rounded(value, digits=1):
 
 # ---- reduction profile ----
 
-class SignificanceScores(nn.Cell):
-    """PPT's significance scores as a graph of their own: probs [B, H, N, N], v [B, H, N, d] -> [B, N]."""
+class ReductionStep(nn.Cell):
+    """A block's reduction step as a graph of its own:
+    (x, size, source, k, v, probs) -> the reduced (x, size, source)."""
 
-    def construct(self, probs, v):
-        return significance_scores(probs, v)
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def construct(self, x, size, source, k, v, probs):
+        metric, scores = self.block.reduction_inputs(k, v, probs)
+        return self.block.reducer.reduce(x, size, source, metric, scores)
+
+
+class ReductionInputs(nn.Cell):
+    """A block's ToMe metric and significance scores: (k, v, probs) -> (metric, scores)."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def construct(self, k, v, probs):
+        return self.block.reduction_inputs(k, v, probs)
 
 
 def _block_inputs(batch_size: int, tokens: int, net, seed: int):
@@ -271,36 +289,31 @@ def _block_inputs(batch_size: int, tokens: int, net, seed: int):
 
     logits = rng.standard_normal((batch_size, heads, tokens, tokens), dtype=np.float32)
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    patch_scores = rng.random((batch_size, tokens - 1), dtype=np.float32)
-    scores = np.concatenate([np.full((batch_size, 1), 2.0, np.float32),
-                             patch_scores / patch_scores.sum(1, keepdims=True)], axis=1)
-    return {"x": normal(batch_size, tokens, net.embed_dim), "size": ms.Tensor(np.ones((batch_size, tokens, 1),
-                                                                                        np.float32)),
-            "source": ms.Tensor(np.zeros((1,), np.float32)), "metric": normal(batch_size, tokens, width),
-            "scores": ms.Tensor(scores), "probs": ms.Tensor(probs), "v": normal(batch_size, heads, tokens, width)}
+    return {"x": normal(batch_size, tokens, net.embed_dim),
+            "size": ms.Tensor(np.ones((batch_size, tokens, 1), np.float32)),
+            "source": ms.Tensor(np.zeros((1,), np.float32)), "k": normal(batch_size, heads, tokens, width),
+            "v": normal(batch_size, heads, tokens, width), "probs": ms.Tensor(probs)}
 
 
 def profile_reduction(net: nn.Cell, method: str, batch_size: int, warmup: int, repeats: int,
                       seed: int = 0) -> Optional[dict]:
     """Median times (ms) of the first reducing block of `net`, of its reduction
-    step alone and of the significance scores feeding it; None if nothing reduces."""
+    step alone and of the step's inputs (metric, scores); None if nothing reduces."""
     reducing = [plan for plan in net.plan if plan.r > 0]
     if not reducing:
         return None
     plan = reducing[0]
     block = net.blocks[plan.index]
     t = _block_inputs(batch_size, plan.tokens_in, net, seed)
+    step, inputs = ReductionStep(block), ReductionInputs(block)
     calls = {"block": lambda: block(t["x"], t["size"], t["source"])[0].asnumpy(),
-             "reducer": lambda: block.reducer(t["x"], t["size"], t["source"], t["metric"], t["scores"])[0].asnumpy()}
-    if method in ("ppt", "prune"):
-        scores = SignificanceScores()
-        calls["scores"] = lambda: scores(t["probs"], t["v"]).asnumpy()
+             "step": lambda: step(t["x"], t["size"], t["source"], t["k"], t["v"], t["probs"])[0].asnumpy(),
+             "inputs": lambda: inputs(t["k"], t["v"], t["probs"])[1].asnumpy()}
     timings = time_side_by_side(calls, warmup, repeats)
     median_ms = {name: 1e3 * float(np.median(timing.seconds)) for name, timing in timings.items()}
-    reduction = median_ms["reducer"] + median_ms.get("scores", 0.0)
     return {"method": method, "batch_size": batch_size, "block": plan.index, "tokens_in": plan.tokens_in,
-            "tokens_out": plan.tokens_out, "block_ms": median_ms["block"], "reducer_ms": median_ms["reducer"],
-            "scores_ms": median_ms.get("scores"), "reduction_share": reduction / median_ms["block"]}
+            "tokens_out": plan.tokens_out, "block_ms": median_ms["block"], "step_ms": median_ms["step"],
+            "inputs_ms": median_ms["inputs"], "reduction_share": median_ms["step"] / median_ms["block"]}
 
 
 # ---- the whole benchmark ----
@@ -385,10 +398,11 @@ def format_benchmark(report: dict) -> str:
              _optional(r["memory_mb"]["timed_calls_peak"], "%.0f")) for r in report["results"]]
     lines += _table(header, rows)
     if report.get("reduction_profile"):
-        lines.append("reduction step vs its whole block (median ms; share = (reducer + scores) / block)")
-        header = ("batch", "method", "block", "tokens", "block ms", "reducer ms", "scores ms", "share")
+        lines.append("reduction step vs its whole block (median ms; share = step / block; "
+                     "step = metric and scores + reducer)")
+        header = ("batch", "method", "block", "tokens", "block ms", "step ms", "of which metric+scores", "share")
         rows = [(p["batch_size"], p["method"], p["block"], "%d->%d" % (p["tokens_in"], p["tokens_out"]),
-                 "%.2f" % p["block_ms"], "%.2f" % p["reducer_ms"], _optional(p["scores_ms"], "%.2f"),
+                 "%.2f" % p["block_ms"], "%.2f" % p["step_ms"], "%.2f" % p["inputs_ms"],
                  "%.1f%%" % (100 * p["reduction_share"])) for p in report["reduction_profile"]]
         lines += _table(header, rows)
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from mindspore.common.initializer import initializer, TruncatedNormal
 
 from ..token_reduction.reducers import build_reducer
 from ..token_reduction.schedule import BlockPlan, plan_from_config
-from ..token_reduction.heads import sum_heads
+from ..token_reduction.sums import sum_heads
 from ..token_reduction.significance import significance_scores
 from .attention import Attention
 from .layers import DropPath, LayerNorm, Mlp, PatchEmbed, dense

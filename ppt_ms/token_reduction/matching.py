@@ -10,6 +10,7 @@ import mindspore as ms
 from mindspore import ops
 
 from .gather import take_tokens
+from .sums import l2_normalize
 
 NEG_INF = float("-inf")
 
@@ -25,8 +26,7 @@ def bipartite_matching(metric, r: int, a_positions, b_positions, distill_token: 
     dst [B, r]): indices into A (even tokens, Na = ceil(N/2)) of the tokens that
     stay, sorted by position; A indices merged away; B indices they merge into.
     a_positions, b_positions come from `bipartite_positions(N)`."""
-    metric = metric.astype(ms.float32)
-    metric = metric / ops.norm(metric, dim=-1, keepdim=True)
+    metric = l2_normalize(metric)
     # a gather, not metric[:, ::2]: CPU's StridedSliceGrad fails on step-2 slices
     a = ops.gather(metric, a_positions, 1)
     b = ops.gather(metric, b_positions, 1)
