@@ -29,8 +29,9 @@ class Attention(nn.Cell):
         return q, k, v
 
     def probabilities(self, q, k, log_size=None):
-        """softmax(q k^T * d^-0.5 [+ log(size) of the key token]); log_size is [B, 1, 1, N]."""
-        logits = ops.matmul(q, k.transpose(0, 1, 3, 2)) * self.scale
+        """softmax(q k^T * d^-0.5 [+ log(size) of the key token]); log_size is [B, 1, 1, N].
+        The scale multiplies q ([B, H, N, d]) rather than the N x N logits: a smaller pass."""
+        logits = ops.matmul(q * self.scale, k.transpose(0, 1, 3, 2))
         if log_size is not None:
             logits = logits + log_size.astype(logits.dtype)
         return ops.softmax(logits, axis=-1)
