@@ -6,6 +6,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import mindspore as ms  # noqa: E402
 import pytest  # noqa: E402
 
 from ppt_ms.data import make_example_dataset  # noqa: E402
@@ -29,3 +30,30 @@ def digits_subset(tmp_path_factory):
         return root
 
     return make
+
+
+MODES = {"graph": ms.GRAPH_MODE, "pynative": ms.PYNATIVE_MODE}
+
+
+def _in_mode(mode):
+    previous = ms.get_context("mode")
+    ms.set_context(mode=mode)
+    yield
+    ms.set_context(mode=previous)
+
+
+@pytest.fixture(params=list(MODES))
+def mode(request):
+    """Runs the test once in graph mode and once in PyNative; the value is the mode's name."""
+    for _ in _in_mode(MODES[request.param]):
+        yield request.param
+
+
+@pytest.fixture
+def pynative():
+    yield from _in_mode(ms.PYNATIVE_MODE)
+
+
+@pytest.fixture
+def graph():
+    yield from _in_mode(ms.GRAPH_MODE)

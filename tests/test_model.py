@@ -1,9 +1,6 @@
 """ViT/DeiT models: registry, timm parameter layout, and logits against the
-independent NumPy reference (tests/numpy_reference.py) in graph and PyNative mode.
-
-Also home of the helpers both model test files use: a tiny ViT built directly
-from VisionTransformer with reference weights loaded by timm parameter name.
-"""
+independent NumPy reference (tests/numpy_reference.py) in graph and PyNative mode
+(the tiny ViT and its reference weights come from tests/tiny_vit.py)."""
 import re
 
 import numpy as np
@@ -12,57 +9,9 @@ import mindspore as ms
 from mindspore.nn.utils import no_init_parameters
 
 import numpy_reference as ref
-from ppt_ms.models import VisionTransformer, create_model, list_models
+from ppt_ms.models import create_model, list_models
+from tiny_vit import TINY, TOLERANCE, build_tiny, reference_logits, tiny_params
 from ppt_ms.models.layers import DropPath
-
-MODES = {"graph": ms.GRAPH_MODE, "pynative": ms.PYNATIVE_MODE}
-TINY = dict(img_size=32, patch_size=4, embed_dim=32, depth=4, num_heads=2, num_classes=10)  # 64 patches + prefix
-TOLERANCE = 1e-4
-
-
-# --------------------------------------------------------------------------- helpers shared with test_token_reduction
-
-def tiny_params(seed: int, distilled: bool = False):
-    shapes = ref.timm_vit_shapes(TINY["img_size"], TINY["patch_size"], TINY["embed_dim"], TINY["depth"],
-                                 TINY["num_classes"], distilled=distilled)
-    return ref.random_state_dict(shapes, seed)
-
-
-def load_state_dict(net, params):
-    """Copy NumPy arrays into the net by timm parameter name; the names must match exactly."""
-    named = dict(net.parameters_and_names())
-    assert sorted(named) == sorted(params), "parameter names differ from timm's"
-    for name, parameter in named.items():
-        assert parameter.shape == params[name].shape, name
-        parameter.set_data(ms.Tensor(params[name]))
-
-
-def build_tiny(params, **kwargs) -> VisionTransformer:
-    net = VisionTransformer(**TINY, distilled="dist_token" in params, **kwargs)
-    load_state_dict(net, params)
-    net.set_train(False)
-    return net
-
-
-def reference_logits(params, images, reduction=None):
-    return np.stack([t.logits for t in ref.forward(params, images, TINY["num_heads"], reduction)])
-
-
-@pytest.fixture(params=list(MODES))
-def mode(request):
-    previous = ms.get_context("mode")
-    ms.set_context(mode=MODES[request.param])
-    yield request.param
-    ms.set_context(mode=previous)
-
-
-@pytest.fixture
-def pynative():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    yield
-    ms.set_context(mode=previous)
-
 
 # --------------------------------------------------------------------------- registry and parameter layout
 

@@ -14,8 +14,7 @@ import mindspore as ms
 from mindspore import nn
 
 import numpy_reference as ref
-from test_model import TINY, TOLERANCE, build_tiny, load_state_dict, tiny_params
-from test_model import mode, pynative  # noqa: F401  (fixtures)
+from tiny_vit import TINY, TOLERANCE, build_tiny, load_state_dict, tiny_params
 from ppt_ms.models import TokenTrace
 from ppt_ms.models.attention import Attention
 from ppt_ms.token_reduction import build_reducer, token_plan, tome_schedule

@@ -142,14 +142,6 @@ def quickstart_cfg(**token_reduction):
                         "data": {"crop_pct": 1.0}, "token_reduction": token_reduction})
 
 
-@pytest.fixture
-def pynative():
-    """Checks against truncated copies run eagerly: one graph compile per model
-    would cost more than the whole check.  The graph-mode path is covered by
-    test_visualize_writes_one_figure_per_image."""
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-
-
 @pytest.fixture(scope="module")
 def images():
     rng = np.random.default_rng(3)
@@ -173,6 +165,8 @@ def truncated_source(net, depth, images):
     return TokenTrace(short)(ms.Tensor(images))[2].asnumpy()
 
 
+# The checks against truncated copies run in PyNative: one graph compile per copy would cost
+# more than the whole check.  test_visualize_writes_one_figure_per_image covers graph mode.
 def test_block_sources_equal_truncated_models(images, pynative):
     net = traced_net(quickstart_cfg(method="tome", r=8))
     sources, stats = BlockSources(net)(ms.Tensor(images))

@@ -1,4 +1,4 @@
-"""Lets the robustness tests import the shared helpers of tests/ (numpy_reference, test_model)."""
+"""Lets the robustness tests import the shared helpers of tests/ (numpy_reference, tiny_vit)."""
 import os
 import sys
 

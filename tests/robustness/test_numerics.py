@@ -10,7 +10,7 @@ import pytest
 import mindspore as ms
 
 import numpy_reference as ref
-from test_model import TINY, build_tiny, tiny_params
+from tiny_vit import TINY, build_tiny, tiny_params
 from ppt_ms.models import TokenTrace
 
 PPT_LAYERS = [1, 2]
@@ -19,22 +19,6 @@ PPT_LAYERS = [1, 2]
 PPT = dict(method="ppt", r=12, layers=PPT_LAYERS, threshold=1.08e-4, trace_source=True)
 TOME = dict(method="tome", r=8, trace_source=True)
 NUM_INPUT_TOKENS = (TINY["img_size"] // TINY["patch_size"]) ** 2 + 1
-
-
-@pytest.fixture
-def pynative():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    yield
-    ms.set_context(mode=previous)
-
-
-@pytest.fixture
-def graph():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    yield
-    ms.set_context(mode=previous)
 
 
 @pytest.fixture(scope="module")
