@@ -41,7 +41,7 @@ def bipartite_matching(metric, r: int, a_positions, b_positions, distill_token: 
     _, by_strength = ops.sort(best_score, axis=-1, descending=True)
     src = by_strength[:, :r]
     unmerged, _ = ops.sort(by_strength[:, r:].astype(ms.float32), axis=-1)
-    dst = take_tokens(best_partner.reshape(-1, na, 1), src).reshape(-1, r)
+    dst = take_tokens(best_partner.reshape(-1, na, 1), src).reshape(-1, r).astype(ms.int32)
     return unmerged.astype(ms.int32), src, dst
 
 

@@ -7,8 +7,8 @@ from mindspore import ops
 def sum_heads(t):
     """t [B, H, N, d] -> sum over heads [B, N, d], float32."""
     b, h, n, d = t.shape
-    ones = ops.ones((1, h), ms.float32)
-    return ops.matmul(ones, t.astype(ms.float32).reshape(b, h, n * d)).reshape(b, n, d)
+    ones = ops.ones((b, 1, h), ms.float32)  # batched already: a [1, H] matmul would add a BroadcastTo kernel
+    return ops.bmm(ones, t.astype(ms.float32).reshape(b, h, n * d)).reshape(b, n, d)
 
 
 def sum_last(t):
