@@ -35,14 +35,17 @@ JSON written by write_json (run_benchmark's result):
   model, img_size, num_classes, weights, mode, dtype, warmup, repeats, batch_sizes,
   machine {cpu_count, platform, python, mindspore}, memory_note,
   variants {METHOD: {token_reduction, tokens_per_block, macs_per_image, macs_ratio_to_none}},
-  results [{batch_size, method, compile_s, images_per_s {median, q1, q3, min, max},
-            ms_per_batch_median, speedup_vs_none, macs_per_image, macs_ratio_to_none,
+  results [{batch_size, method, compile_s, seconds, images_per_s {median, q1, q3, min, max},
+            ms_per_batch_median, speedup_vs_none, speedup_vs_none_q1_q3, macs_per_image, macs_ratio_to_none,
             memory_mb {first_call_peak, first_call_retained, timed_calls_peak}}],
   reduction_profile (only when asked) [{method, batch_size, block, tokens_in, tokens_out,
             block_ms, step_ms, inputs_ms, reduction_share}].
-speedup_vs_none is the variant's median images/s over method none's (null
-without none); macs_ratio_to_none its MACs per image over none's
-(ppt_ms.flops.count_macs).
+seconds lists the timed calls in round order.  speedup_vs_none is paired:
+in every round, method none's call time over the variant's, then the median
+(and quartiles, speedup_vs_none_q1_q3) over the rounds.  Pairing calls made
+seconds apart cancels the slow swings of a shared machine that a ratio of two
+medians would keep (null without none); macs_ratio_to_none is the variant's
+MACs per image over none's (ppt_ms.flops.count_macs).
 
 Reduction profile.  For the first reducing block of every reducing variant,
 times, as three graphs on random inputs of the block's shapes:
@@ -244,6 +247,12 @@ def throughput(batch_size: int, seconds: List[float]) -> Dict[str, float]:
             "min": float(rates.min()), "max": float(rates.max())}
 
 
+def paired_speedup(baseline_seconds: List[float], seconds: List[float]):
+    """Quartiles (q1, median, q3) over rounds of baseline time / time, both lists in round order."""
+    ratios = np.asarray(baseline_seconds, dtype=np.float64) / np.asarray(seconds, dtype=np.float64)
+    return tuple(float(v) for v in np.percentile(ratios, [25, 50, 75]))
+
+
 def _forward(net: nn.Cell, images: ms.Tensor):
     return net(images).asnumpy()
 
@@ -337,14 +346,14 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
         images = sample_images(batch_size, model["img_size"], seed)
         timings = time_side_by_side({m: partial(_forward, net, images) for m, net in nets.items()},
                                     bench["warmup"], bench["repeats"])
-        rates = {method: throughput(batch_size, timing.seconds) for method, timing in timings.items()}
-        medians = {method: rate["median"] for method, rate in rates.items()}
         for method, timing in timings.items():
+            speedup = paired_speedup(timings["none"].seconds, timing.seconds) if "none" in timings else None
             results.append({
                 "batch_size": batch_size, "method": method, "compile_s": timing.first_call_s,
-                "images_per_s": rates[method],
+                "seconds": list(timing.seconds), "images_per_s": throughput(batch_size, timing.seconds),
                 "ms_per_batch_median": 1e3 * float(np.median(timing.seconds)),
-                "speedup_vs_none": ratio_to_none(medians, method),
+                "speedup_vs_none": None if speedup is None else speedup[1],
+                "speedup_vs_none_q1_q3": None if speedup is None else [speedup[0], speedup[2]],
                 "macs_per_image": macs[method], "macs_ratio_to_none": ratio_to_none(macs, method),
                 "memory_mb": {"first_call_peak": _rounded(timing.first_call_peak_mb),
                               "first_call_retained": _rounded(timing.first_call_retained_mb),
@@ -389,11 +398,13 @@ def format_benchmark(report: dict) -> str:
                 report["warmup"], report["repeats"], report["machine"]["cpu_count"])]
     for method, variant in report["variants"].items():
         lines.append("  %-5s tokens after each block %s" % (method, variant["tokens_per_block"]))
-    header = ("batch", "method", "img/s median", "[q1, q3]", "vs none", "compile s", "GMACs/img", "MACs vs none",
-              "peak MB 1st call", "peak MB timed")
+    header = ("batch", "method", "img/s median", "[q1, q3]", "vs none", "[q1, q3]", "compile s", "GMACs/img",
+              "MACs vs none", "peak MB 1st call", "peak MB timed")
     rows = [(r["batch_size"], r["method"], "%.1f" % r["images_per_s"]["median"],
              "[%.1f, %.1f]" % (r["images_per_s"]["q1"], r["images_per_s"]["q3"]),
-             _optional(r["speedup_vs_none"], "%.2fx"), "%.1f" % r["compile_s"], "%.3f" % (r["macs_per_image"] / 1e9),
+             _optional(r["speedup_vs_none"], "%.2fx"),
+             _optional(r["speedup_vs_none_q1_q3"] and tuple(r["speedup_vs_none_q1_q3"]), "[%.2f, %.2f]"),
+             "%.1f" % r["compile_s"], "%.3f" % (r["macs_per_image"] / 1e9),
              _optional(r["macs_ratio_to_none"], "%.3f"), _optional(r["memory_mb"]["first_call_peak"], "%.0f"),
              _optional(r["memory_mb"]["timed_calls_peak"], "%.0f")) for r in report["results"]]
     lines += _table(header, rows)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, RssProbe, build_variants, throughput,
+from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, RssProbe, build_variants, paired_speedup, throughput,
                               time_side_by_side, variant_configs)
 from ppt_ms.config import load_config
 from ppt_ms.flops import count_macs_for
@@ -176,8 +176,25 @@ def test_tool_timings_are_positive_and_consistent(tool_run):
             assert memory["first_call_peak"] >= memory["first_call_retained"] - 0.1
             assert memory["timed_calls_peak"] >= 0
     assert by_method["none"]["speedup_vs_none"] == 1.0
-    assert by_method["ppt"]["speedup_vs_none"] == pytest.approx(
-        by_method["ppt"]["images_per_s"]["median"] / by_method["none"]["images_per_s"]["median"])
+    ppt = by_method["ppt"]
+    assert len(ppt["seconds"]) == report["repeats"]
+    assert ppt["images_per_s"]["median"] == pytest.approx(2 / np.median(ppt["seconds"]))
+    per_round = np.asarray(by_method["none"]["seconds"]) / np.asarray(ppt["seconds"])
+    assert ppt["speedup_vs_none"] == pytest.approx(np.median(per_round))
+    q1, q3 = ppt["speedup_vs_none_q1_q3"]
+    assert per_round.min() <= q1 <= ppt["speedup_vs_none"] <= q3 <= per_round.max()
+
+
+def test_paired_speedup_cancels_a_drift_that_the_ratio_of_medians_keeps():
+    # The machine slows down 3x in round 2, between none's call and the variant's; the variant
+    # is 2x faster than none otherwise.  The ratio of the medians would say 3 / 0.5 = 6x.
+    none = [1.0, 1.0, 3.0, 3.0, 3.0]
+    variant = [0.5, 0.5, 0.5, 1.5, 1.5]
+    assert np.median(none) / np.median(variant) == 6.0
+    assert paired_speedup(none, variant) == (2.0, 2.0, 2.0)
+    none = [1.0, 1.2, 3.0, 3.0, 3.0]
+    variant = [1.0, 0.5, 1.0, 1.5, 1.5]  # per round: 1.0, 2.4, 3.0, 2.0, 2.0
+    assert paired_speedup(none, variant) == (2.0, 2.0, 2.4)
 
 
 def test_tool_profiles_the_first_reducing_block(tool_run):
