@@ -12,10 +12,10 @@ Counted (one MAC = one multiply with its accumulate):
 - the reduction step as ppt_ms/token_reduction computes it (the `*_step_macs`
   functions below): matrix products, vector norms, sums and means (one MAC
   per element reduced), elementwise multiplies and divides (one per output
-  element).  ToMe's merge is a one-hot matmul in ppt_ms (Ascend's scatter
-  kernels have no sum mode), and PPT computes both branches for every image
-  and selects, so both are counted.  Top-k, gathers, sorts, argmax,
-  comparisons and selects do no arithmetic: 0.
+  element; additions, like those of the scatter-add that merges tokens, are
+  not counted).  PPT computes both branches for every image and selects, so
+  both are counted.  Top-k, gathers, sorts, argmax, comparisons and selects
+  do no arithmetic: 0.
 - the classifier head C*K on the CLS token (distilled: two heads, 2*C*K).
 Not counted: LayerNorm (the final norm included, reported as 0), softmax,
 GELU, the attention scale and proportional attention's log(size) bias, bias
@@ -26,20 +26,19 @@ keys in pruning blocks, N*C more, and discards it).
 
 Measured (per image, 224 px, 1000 classes):
 - deit_small_patch16_224, no reduction: 4,598,882,304 (published: 4.6 G).
-- PPT r 50 at blocks [3, 6, 9]: 2,946,957,005; tokens 197 -> 147 -> 97 -> 49
+- PPT r 50 at blocks [3, 6, 9]: 2,942,553,487; tokens 197 -> 147 -> 97 -> 49
   (the last step can only remove (97 - 1) // 2 = 48); the three reduction
-  steps are 5,977,805 of it.  The PPT README prints 2.944411999 G, from
-  torchprofile on the PyTorch code: 0.09 % less.  torchprofile counts a
+  steps are 1,574,287 of it.  The PPT README prints 2.944411999 G, from
+  torchprofile on the PyTorch code: 0.06 % more.  torchprofile counts a
   different set of small terms: it adds LayerNorm elements (1.2 M), the
   attention scale (1.5 M) and the key means and score products the
   reference computes in every block (0.1 M); it leaves out norms, divisions
-  and the merge (a scatter_reduce in the reference, a one-hot matmul of
-  4.2 M in ppt_ms).  Applying torchprofile's rules by hand to the reference
+  and the merge.  Applying torchprofile's rules by hand to the reference
   code gives 2.9438 to 2.9451 G depending on which branch each PPT block
   takes for the profiled input, which brackets the README value.
-- ToMe r 13 in every block: 2,711,733,206 (tokens 197 -> 41; 9,032,150 in the
+- ToMe r 13 in every block: 2,706,942,812 (tokens 197 -> 41; 4,241,756 in the
   twelve reduction steps); the ToMe paper (arXiv 2210.09461) gives 2.7 G.
-  r 8: 3,426,220,160 (paper 3.4); r 16: 2,299,289,924 (paper 2.3).
+  r 8: 3,422,074,976 (paper 3.4); r 16: 2,294,459,834 (paper 2.3).
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -112,26 +111,23 @@ def spec_of(net) -> ViTSpec:
 
 # ---- the reduction step, one function per computation in ppt_ms/token_reduction ----
 
-def tome_step_macs(n: int, r: int, channels: int, num_heads: int, traced_tokens: int = 0) -> int:
+def tome_step_macs(n: int, r: int, channels: int, num_heads: int) -> int:
     """Bipartite soft matching of n tokens and the size-weighted merge of r of them.
 
-    metric = mean of the keys over heads (n*C); L2-normalise it (norm n*d,
-    divide n*d); scores A B^T (Na*Nb*d, A = even, B = odd tokens); x*size
-    (n*C); scatter-add of the r merged rows [C + 1 channels: x*size and size]
-    into the Nb B rows as a one-hot matmul (Nb*r*(C+1)); divide by the summed
-    size ((n-r)*C).  With source tracing the [n, N0] source rows are merged
-    with the same one-hot matmul (Nb*r*N0).
+    metric = sum of the keys over heads (n*C); L2-normalise it (sum of
+    squares n*d, scale n*d); scores A B^T (Na*Nb*d, A = even, B = odd
+    tokens); merge (`reducers.merge_tokens`): each merged token's share
+    size_i / size'_s (r divides) times its difference from its partner
+    (r*C multiplies), scatter-added into the kept tokens (additions, not
+    counted).  Source tracing unites source rows by the same additions: 0.
     """
     head_dim = channels // num_heads
     set_a, set_b = (n + 1) // 2, n // 2
-    head_mean = n * channels
+    head_sum = n * channels
     normalise = 2 * n * head_dim
     scores = set_a * set_b * head_dim
-    weight = n * channels
-    scatter = set_b * r * (channels + 1)
-    average = (n - r) * channels
-    source = set_b * r * traced_tokens
-    return head_mean + normalise + scores + weight + scatter + average + source
+    merge = r * channels + r
+    return head_sum + normalise + scores + merge
 
 
 def significance_macs(n: int, channels: int, num_heads: int) -> int:
@@ -155,9 +151,12 @@ def prune_step_macs(n: int, channels: int, num_heads: int) -> int:
 
 def ppt_step_macs(n: int, r: int, channels: int, num_heads: int, traced_tokens: int = 0) -> int:
     """PPT computes both branches for every image and selects one: scores,
-    their variance, the ToMe pooling branch and the (free) pruning gathers."""
+    their variance, the ToMe pooling branch and the (free) pruning gathers.
+    The merges of pruned images are switched off by multiplying the merged
+    sizes (r) and, with tracing, the merged source rows (r*N0) by 0/1."""
+    switch = r + r * traced_tokens
     return (significance_macs(n, channels, num_heads) + variance_macs(n)
-            + tome_step_macs(n, r, channels, num_heads, traced_tokens))
+            + tome_step_macs(n, r, channels, num_heads) + switch)
 
 
 def reduction_macs(block: BlockPlan, spec: ViTSpec) -> int:
@@ -167,7 +166,7 @@ def reduction_macs(block: BlockPlan, spec: ViTSpec) -> int:
     n, c, h = block.tokens_in, spec.embed_dim, spec.num_heads
     traced = spec.num_tokens if spec.trace_source else 0
     if block.method == "tome":
-        return tome_step_macs(n, block.r, c, h, traced)
+        return tome_step_macs(n, block.r, c, h)
     if block.method == "ppt":
         return ppt_step_macs(n, block.r, c, h, traced)
     if block.method == "prune":
