@@ -287,7 +287,7 @@ class ReductionInputs(nn.Cell):
         return self.block.reduction_inputs(k, v, probs)
 
 
-def _block_inputs(batch_size: int, tokens: int, net, seed: int):
+def random_block_inputs(batch_size: int, tokens: int, net, seed: int):
     """Random tensors with the shapes one block and its reduction step receive."""
     rng = np.random.default_rng(seed)
     heads = net.blocks[0].attn.num_heads
@@ -313,7 +313,7 @@ def profile_reduction(net: nn.Cell, method: str, batch_size: int, warmup: int, r
         return None
     plan = reducing[0]
     block = net.blocks[plan.index]
-    t = _block_inputs(batch_size, plan.tokens_in, net, seed)
+    t = random_block_inputs(batch_size, plan.tokens_in, net, seed)
     step, inputs = ReductionStep(block), ReductionInputs(block)
     calls = {"block": lambda: block(t["x"], t["size"], t["source"])[0].asnumpy(),
              "step": lambda: step(t["x"], t["size"], t["source"], t["k"], t["v"], t["probs"])[0].asnumpy(),
