@@ -39,7 +39,7 @@ JSON written by write_json (run_benchmark's result):
             ms_per_batch_median, speedup_vs_none, speedup_vs_none_q1_q3, macs_per_image, macs_ratio_to_none,
             memory_mb {first_call_peak, first_call_retained, timed_calls_peak}}],
   reduction_profile (only when asked) [{method, batch_size, block, tokens_in, tokens_out,
-            block_ms, step_ms, inputs_ms, reduction_share}].
+            copies, block_ms, step_ms, reduction_share}].
 seconds lists the timed calls in round order.  speedup_vs_none is paired:
 in every round, method none's call time over the variant's, then the median
 (and quartiles, speedup_vs_none_q1_q3) over the rounds.  Pairing calls made
@@ -48,15 +48,19 @@ medians would keep (null without none); macs_ratio_to_none is the variant's
 MACs per image over none's (ppt_ms.flops.count_macs).
 
 Reduction profile.  For the first reducing block of every reducing variant,
-times, as three graphs on random inputs of the block's shapes:
+on random inputs of the block's shapes, the cost of
 - block: the whole block (attention, reduction, MLP);
 - step: its reduction step alone, from the attention's k, v and
   probabilities to the reduced tokens: ToMe's metric, PPT's significance
   scores, and the reducer (matching and merge, pruning's top-k and gathers,
   PPT's variance and per-image select);
-- inputs: the metric and scores alone (a part of step).
-reduction_share = step / block.  Inputs are random because the cost does not
-depend on the values: PPT computes both branches for every image and selects.
+each measured inside one graph as a network runs it (`in_graph_ms`: several
+chained copies minus one, per round, minus a control), not as a graph call of
+its own: a call of its own adds a fixed launch cost (about 1 ms on the
+2-core CPU, for an empty graph with the step's inputs) that a network pays
+once, not per block.  reduction_share = step / block.  Inputs are random
+because the cost does not depend on the values: PPT computes both branches
+for every image and selects.
 """
 import json
 import os
@@ -69,7 +73,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import mindspore as ms
-from mindspore import nn
+from mindspore import nn, ops
 
 from .builder import build_model
 from .config import ConfigError, make_config
@@ -276,15 +280,56 @@ class ReductionStep(nn.Cell):
         return self.block.reducer.reduce(x, size, source, metric, scores)
 
 
-class ReductionInputs(nn.Cell):
-    """A block's ToMe metric and significance scores: (k, v, probs) -> (metric, scores)."""
+class Chained(nn.Cell):
+    """`copies` runs of `part` inside one graph, one after another, as the
+    blocks of a network run.  Before each run, the inputs flagged in `scaled`
+    are multiplied by a per-image scalar that the previous run's output moved
+    (by 1e-9 times one of its values): no run can start before the one before
+    it ends, and no two runs see equal inputs, so none is merged away.  With
+    `part` None only that scaling and read-back run (the control to subtract).
+    part: inputs -> a tuple whose first item is [B, N, C]."""
 
-    def __init__(self, block):
+    def __init__(self, part: Optional[nn.Cell], copies: int, scaled):
         super().__init__()
-        self.block = block
+        self.part = part
+        self.copies = copies
+        self.scaled = tuple(scaled)
 
-    def construct(self, k, v, probs):
-        return self.block.reduction_inputs(k, v, probs)
+    def construct(self, *inputs):
+        e = ops.ones((inputs[0].shape[0], 1, 1), ms.float32)
+        for _ in range(self.copies):
+            args = ()
+            for tensor, scale in zip(inputs, self.scaled):
+                if scale:
+                    tensor = tensor * e.reshape((-1,) + (1,) * (tensor.ndim - 1))
+                args = args + (tensor,)
+            out = args[0] if self.part is None else self.part(*args)[0]
+            e = e + 1e-9 * ops.narrow(ops.narrow(out, 1, 0, 1), 2, 0, 1)
+        return e
+
+
+def marginal_per_round(seconds, copies: int) -> np.ndarray:
+    """Per round, the cost of one run from the four Chained timings:
+    seconds[(runs part?, number of runs)] lists call times in round order."""
+    seconds = {key: np.asarray(value, dtype=np.float64) for key, value in seconds.items()}
+    return ((seconds[(True, copies)] - seconds[(True, 1)])
+            - (seconds[(False, copies)] - seconds[(False, 1)])) / (copies - 1)
+
+
+def in_graph_ms(part: nn.Cell, inputs, scaled, copies: int, warmup: int, repeats: int) -> float:
+    """Median cost (ms) of one run of `part` inside a graph (`marginal_per_round`).
+    The subtraction removes what a graph call costs whatever it runs (launch,
+    argument handling, reading the result back), which a network pays once,
+    not per block."""
+    cells = {(run, n): Chained(part if run else None, n, scaled) for run in (True, False) for n in (copies, 1)}
+    timings = time_side_by_side({key: partial(_call_chained, cell, inputs) for key, cell in cells.items()},
+                                warmup, repeats)
+    per_round = marginal_per_round({key: timing.seconds for key, timing in timings.items()}, copies)
+    return 1e3 * float(np.median(per_round))
+
+
+def _call_chained(cell: nn.Cell, inputs):
+    return cell(*inputs).asnumpy()
 
 
 def random_block_inputs(batch_size: int, tokens: int, net, seed: int):
@@ -304,25 +349,25 @@ def random_block_inputs(batch_size: int, tokens: int, net, seed: int):
             "v": normal(batch_size, heads, tokens, width), "probs": ms.Tensor(probs)}
 
 
+PROFILE_COPIES = 6
+
+
 def profile_reduction(net: nn.Cell, method: str, batch_size: int, warmup: int, repeats: int,
-                      seed: int = 0) -> Optional[dict]:
-    """Median times (ms) of the first reducing block of `net`, of its reduction
-    step alone and of the step's inputs (metric, scores); None if nothing reduces."""
+                      seed: int = 0, copies: int = PROFILE_COPIES) -> Optional[dict]:
+    """In-graph cost (median ms, `in_graph_ms`) of the first reducing block
+    of `net` and of its reduction step; None if nothing reduces."""
     reducing = [plan for plan in net.plan if plan.r > 0]
     if not reducing:
         return None
     plan = reducing[0]
     block = net.blocks[plan.index]
     t = random_block_inputs(batch_size, plan.tokens_in, net, seed)
-    step, inputs = ReductionStep(block), ReductionInputs(block)
-    calls = {"block": lambda: block(t["x"], t["size"], t["source"])[0].asnumpy(),
-             "step": lambda: step(t["x"], t["size"], t["source"], t["k"], t["v"], t["probs"])[0].asnumpy(),
-             "inputs": lambda: inputs(t["k"], t["v"], t["probs"])[1].asnumpy()}
-    timings = time_side_by_side(calls, warmup, repeats)
-    median_ms = {name: 1e3 * float(np.median(timing.seconds)) for name, timing in timings.items()}
+    block_ms = in_graph_ms(block, (t["x"], t["size"], t["source"]), (True, True, False), copies, warmup, repeats)
+    step_ms = in_graph_ms(ReductionStep(block), (t["x"], t["size"], t["source"], t["k"], t["v"], t["probs"]),
+                          (True, True, False, True, True, True), copies, warmup, repeats)
     return {"method": method, "batch_size": batch_size, "block": plan.index, "tokens_in": plan.tokens_in,
-            "tokens_out": plan.tokens_out, "block_ms": median_ms["block"], "step_ms": median_ms["step"],
-            "inputs_ms": median_ms["inputs"], "reduction_share": median_ms["step"] / median_ms["block"]}
+            "tokens_out": plan.tokens_out, "copies": copies, "block_ms": block_ms, "step_ms": step_ms,
+            "reduction_share": step_ms / block_ms}
 
 
 # ---- the whole benchmark ----
@@ -409,11 +454,12 @@ def format_benchmark(report: dict) -> str:
              _optional(r["memory_mb"]["timed_calls_peak"], "%.0f")) for r in report["results"]]
     lines += _table(header, rows)
     if report.get("reduction_profile"):
-        lines.append("reduction step vs its whole block (median ms; share = step / block; "
-                     "step = metric and scores + reducer)")
-        header = ("batch", "method", "block", "tokens", "block ms", "step ms", "of which metric+scores", "share")
+        lines.append("reduction step vs its whole block, in-graph cost (median ms over rounds of (%d chained runs "
+                     "- 1) / %d; share = step / block)" % (report["reduction_profile"][0]["copies"],
+                                                          report["reduction_profile"][0]["copies"] - 1))
+        header = ("batch", "method", "block", "tokens", "block ms", "step ms", "share")
         rows = [(p["batch_size"], p["method"], p["block"], "%d->%d" % (p["tokens_in"], p["tokens_out"]),
-                 "%.2f" % p["block_ms"], "%.2f" % p["step_ms"], "%.2f" % p["inputs_ms"],
-                 "%.1f%%" % (100 * p["reduction_share"])) for p in report["reduction_profile"]]
+                 "%.2f" % p["block_ms"], "%.3f" % p["step_ms"], "%.1f%%" % (100 * p["reduction_share"]))
+                for p in report["reduction_profile"]]
         lines += _table(header, rows)
     return "\n".join(lines)

@@ -9,9 +9,10 @@ import os
 import numpy as np
 import pytest
 import mindspore as ms
+from mindspore import nn
 
-from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, RssProbe, build_variants, paired_speedup, throughput,
-                              time_side_by_side, variant_configs)
+from ppt_ms.benchmark import (PAPER_SETTINGS, PROFILE_COPIES, BenchmarkError, Chained, RssProbe, build_variants,
+                              marginal_per_round, paired_speedup, throughput, time_side_by_side, variant_configs)
 from ppt_ms.config import load_config
 from ppt_ms.flops import count_macs_for
 
@@ -202,8 +203,37 @@ def test_tool_profiles_the_first_reducing_block(tool_run):
     (row,) = report["reduction_profile"]
     assert (row["method"], row["batch_size"], row["block"], row["tokens_in"], row["tokens_out"]) == \
         ("ppt", 2, 1, 65, 57)
-    assert row["block_ms"] > 0 and row["step_ms"] > 0 and row["inputs_ms"] > 0
+    assert row["copies"] == PROFILE_COPIES
+    assert np.isfinite(row["block_ms"]) and np.isfinite(row["step_ms"])
     assert row["reduction_share"] == pytest.approx(row["step_ms"] / row["block_ms"])
+
+
+def test_marginal_per_round_removes_the_call_cost_and_the_control():
+    # 4 runs of the part cost 10 (+ call 3 + scaling 4 * 0.5), 1 run 2.5 (+ 3 + 0.5);
+    # the control costs 3 + 4 * 0.5 and 3 + 0.5.  One run: (15 - 6 - (5 - 3.5)) / 3 = 2.5.
+    seconds = {(True, 4): [15.0, 30.0], (True, 1): [6.0, 12.0], (False, 4): [5.0, 10.0], (False, 1): [3.5, 7.0]}
+    assert marginal_per_round(seconds, 4) == pytest.approx([2.5, 5.0])
+
+
+def test_chained_runs_the_part_once_per_copy_on_the_scaled_inputs(pynative):
+    seen = []
+
+    class Recorder(nn.Cell):
+        def construct(self, x, label):
+            seen.append((x.asnumpy(), label.asnumpy()))
+            return (x * 2,)
+
+    x = ms.Tensor(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    label = ms.Tensor(np.array([5, 6], np.int32))
+    e = Chained(Recorder(), 3, (True, False))(x, label).asnumpy()
+    assert len(seen) == 3
+    for scaled_x, passed_label in seen:
+        np.testing.assert_allclose(scaled_x, x.asnumpy(), rtol=1e-6)  # scaled by e = 1 + O(1e-9)
+        np.testing.assert_array_equal(passed_label, [5, 6])
+    assert e.shape == (2, 1, 1)
+    seen.clear()
+    Chained(None, 3, (True, False))(x, label)
+    assert seen == []
 
 
 def test_tool_reports_a_bad_variant_before_any_work(capsys):

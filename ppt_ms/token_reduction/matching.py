@@ -13,6 +13,7 @@ from .gather import take_tokens
 from .sums import l2_normalize
 
 NEG_INF = float("-inf")
+_similarity = ops.BatchMatMul(transpose_b=True)  # a [B, Na, d], b [B, Nb, d] -> a b^T, no Transpose kernel
 
 
 def bipartite_positions(num_tokens: int):
@@ -30,17 +31,17 @@ def bipartite_matching(metric, r: int, a_positions, b_positions, distill_token: 
     # a gather, not metric[:, ::2]: CPU's StridedSliceGrad fails on step-2 slices
     a = ops.gather(metric, a_positions, 1)
     b = ops.gather(metric, b_positions, 1)
-    scores = ops.bmm(a, b.transpose(0, 2, 1))
+    scores = _similarity(a, b)
     na, nb = scores.shape[1], scores.shape[2]
-    protected = ops.arange(na).reshape(1, na, 1) == 0
     if distill_token:
-        protected = ops.logical_or(protected, ops.arange(nb).reshape(1, 1, nb) == 0)
-    scores = ops.masked_fill(scores, protected, NEG_INF)
+        scores = ops.masked_fill(scores, ops.arange(nb).reshape(1, 1, nb) == 0, NEG_INF)
 
     best_score, best_partner = ops.max(scores, axis=-1)
+    # CLS's whole row at -inf, as ToMe writes it, leaves exactly this after the max
+    best_score = ops.masked_fill(best_score, ops.arange(na).reshape(1, na) == 0, NEG_INF)
     _, by_strength = ops.sort(best_score, axis=-1, descending=True)
-    src = by_strength[:, :r]
-    unmerged, _ = ops.sort(by_strength[:, r:].astype(ms.float32), axis=-1)
+    src = ops.narrow(by_strength, 1, 0, r)
+    unmerged, _ = ops.sort(ops.narrow(by_strength, 1, r, na - r).astype(ms.float32), axis=-1)
     dst = take_tokens(best_partner.reshape(-1, na, 1), src).reshape(-1, r).astype(ms.int32)
     return unmerged.astype(ms.int32), src, dst
 

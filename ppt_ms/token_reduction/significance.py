@@ -15,10 +15,10 @@ def significance_scores(probs, v):
     probs [B, H, N, N], v [B, H, N, d] -> scores [B, N] float32.
     """
     b, _, n, _ = probs.shape
-    # narrow, not probs[:, :, 0, :]: the CPU StridedSlice kernel is ten times slower here
+    # narrow (Slice), not probs[:, :, 0, :] or [:, 1:] (StridedSlice): the CPU StridedSlice kernel is ten times slower
     cls_attention = sum_heads(ops.narrow(probs, 2, 0, 1)).reshape(b, n)
     value_norm = concat_head_norm(v)
-    patch_scores = (cls_attention * value_norm)[:, 1:]
+    patch_scores = ops.narrow(cls_attention * value_norm, 1, 1, n - 1)
     patch_scores = patch_scores / patch_scores.sum(axis=1, keepdims=True)
     cls_score = ops.full((b, 1), CLS_SCORE, dtype=ms.float32)
     return ops.concat((cls_score, patch_scores), axis=1)
@@ -26,4 +26,4 @@ def significance_scores(probs, v):
 
 def score_variance(scores):
     """Unbiased variance (divide by count - 1) of the non-CLS scores: [B, N] -> [B]."""
-    return ops.var(scores[:, 1:], axis=1, ddof=1)
+    return ops.var(ops.narrow(scores, 1, 1, scores.shape[1] - 1), axis=1, ddof=1)
