@@ -230,7 +230,7 @@ def test_chained_runs_the_part_once_per_copy_on_the_scaled_inputs(pynative):
     for scaled_x, passed_label in seen:
         np.testing.assert_allclose(scaled_x, x.asnumpy(), rtol=1e-6)  # scaled by e = 1 + O(1e-9)
         np.testing.assert_array_equal(passed_label, [5, 6])
-    assert e.shape == (2, 1, 1)
+    assert e.shape == (2, 1)
     seen.clear()
     Chained(None, 3, (True, False))(x, label)
     assert seen == []
