@@ -39,7 +39,7 @@ JSON written by write_json (run_benchmark's result):
             ms_per_batch_median, speedup_vs_none, speedup_vs_none_q1_q3, macs_per_image, macs_ratio_to_none,
             memory_mb {first_call_peak, first_call_retained, timed_calls_peak}}],
   reduction_profile (only when asked) [{method, batch_size, block, tokens_in, tokens_out,
-            copies, block_ms, step_ms, reduction_share}].
+            copies, rounds, block_ms, block_ms_q1_q3, step_ms, step_ms_q1_q3, reduction_share}].
 seconds lists the timed calls in round order.  speedup_vs_none is paired:
 in every round, method none's call time over the variant's, then the median
 (and quartiles, speedup_vs_none_q1_q3) over the rounds.  Pairing calls made
@@ -326,8 +326,9 @@ def marginal_per_round(seconds, copies: int) -> np.ndarray:
             - (seconds[(False, copies)] - seconds[(False, 1)])) / (copies - 1)
 
 
-def in_graph_ms(part: nn.Cell, inputs, scaled, copies: int, warmup: int, repeats: int) -> float:
-    """Median cost (ms) of one run of `part` inside a graph (`marginal_per_round`).
+def in_graph_ms(part: nn.Cell, inputs, scaled, copies: int, warmup: int, repeats: int):
+    """Cost (ms) of one run of `part` inside a graph (`marginal_per_round`):
+    (q1, median, q3) over `repeats` rounds.
     The subtraction removes what a graph call costs whatever it runs (launch,
     argument handling, reading the result back), which a network pays once,
     not per block."""
@@ -335,7 +336,7 @@ def in_graph_ms(part: nn.Cell, inputs, scaled, copies: int, warmup: int, repeats
     timings = time_side_by_side({key: partial(_call_chained, cell, inputs) for key, cell in cells.items()},
                                 warmup, repeats)
     per_round = marginal_per_round({key: timing.seconds for key, timing in timings.items()}, copies)
-    return 1e3 * float(np.median(per_round))
+    return tuple(1e3 * float(value) for value in np.percentile(per_round, [25, 50, 75]))
 
 
 def _call_chained(cell: nn.Cell, inputs):
@@ -362,24 +363,30 @@ def random_block_inputs(batch_size: int, tokens: int, net, seed: int):
 # Two runs: every compiled graph keeps its memory until the process ends (MindSpore 2.10,
 # CPU), about 0.5 GB per DeiT-S block at batch 64, and the compared networks hold the rest.
 PROFILE_COPIES = 2
+PROFILE_MIN_ROUNDS = 30
 
 
 def profile_reduction(net: nn.Cell, method: str, batch_size: int, warmup: int, repeats: int,
                       seed: int = 0, copies: int = PROFILE_COPIES) -> Optional[dict]:
-    """In-graph cost (median ms, `in_graph_ms`) of the first reducing block
-    of `net` and of its reduction step; None if nothing reduces."""
+    """In-graph cost (ms, `in_graph_ms`) of the first reducing block of `net`
+    and of its reduction step, over at least PROFILE_MIN_ROUNDS rounds (the
+    step is a difference of small times); None if nothing reduces."""
     reducing = [plan for plan in net.plan if plan.r > 0]
     if not reducing:
         return None
     plan = reducing[0]
     block = net.blocks[plan.index]
     t = random_block_inputs(batch_size, plan.tokens_in, net, seed)
-    block_ms = in_graph_ms(block, (t["x"], t["size"], t["source"]), (True, True, False), copies, warmup, repeats)
-    step_ms = in_graph_ms(ReductionStep(block), (t["x"], t["size"], t["source"], t["k"], t["v"], t["probs"]),
-                          (True, True, False, True, True, True), copies, warmup, repeats)
+    rounds = max(repeats, PROFILE_MIN_ROUNDS)
+    block_q1, block_ms, block_q3 = in_graph_ms(block, (t["x"], t["size"], t["source"]), (True, True, False),
+                                               copies, warmup, rounds)
+    step_q1, step_ms, step_q3 = in_graph_ms(
+        ReductionStep(block), (t["x"], t["size"], t["source"], t["k"], t["v"], t["probs"]),
+        (True, True, False, True, True, True), copies, warmup, rounds)
     return {"method": method, "batch_size": batch_size, "block": plan.index, "tokens_in": plan.tokens_in,
-            "tokens_out": plan.tokens_out, "copies": copies, "block_ms": block_ms, "step_ms": step_ms,
-            "reduction_share": step_ms / block_ms}
+            "tokens_out": plan.tokens_out, "copies": copies, "rounds": rounds,
+            "block_ms": block_ms, "block_ms_q1_q3": [block_q1, block_q3],
+            "step_ms": step_ms, "step_ms_q1_q3": [step_q1, step_q3], "reduction_share": step_ms / block_ms}
 
 
 # ---- the whole benchmark ----
@@ -466,13 +473,14 @@ def format_benchmark(report: dict) -> str:
              _optional(r["memory_mb"]["timed_calls_peak"], "%.0f")) for r in report["results"]]
     lines += _table(header, rows)
     if report.get("reduction_profile"):
-        copies = report["reduction_profile"][0]["copies"]
-        lines.append("reduction step vs its whole block, cost inside a graph (median over rounds of: %d chained "
-                     "runs minus 1 run, minus the same for a control, / %d; share = step / block)"
-                     % (copies, copies - 1))
-        header = ("batch", "method", "block", "tokens", "block ms", "step ms", "share")
+        first = report["reduction_profile"][0]
+        lines.append("reduction step vs its whole block, cost inside a graph (per round: %d chained runs minus 1 "
+                     "run, minus the same for a control, / %d; median [q1, q3] over %d rounds; share = step / block)"
+                     % (first["copies"], first["copies"] - 1, first["rounds"]))
+        header = ("batch", "method", "block", "tokens", "block ms", "[q1, q3]", "step ms", "[q1, q3]", "share")
         rows = [(p["batch_size"], p["method"], p["block"], "%d->%d" % (p["tokens_in"], p["tokens_out"]),
-                 "%.2f" % p["block_ms"], "%.3f" % p["step_ms"], "%.1f%%" % (100 * p["reduction_share"]))
+                 "%.2f" % p["block_ms"], "[%.2f, %.2f]" % tuple(p["block_ms_q1_q3"]), "%.3f" % p["step_ms"],
+                 "[%.3f, %.3f]" % tuple(p["step_ms_q1_q3"]), "%.1f%%" % (100 * p["reduction_share"]))
                 for p in report["reduction_profile"]]
         lines += _table(header, rows)
     return "\n".join(lines)
