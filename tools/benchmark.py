@@ -10,7 +10,8 @@ threshold 7e-5; pruning r 50 at [3, 6, 9]) unless --variant METHOD.KEY=VALUE say
 Compile time (first call) is reported apart; after benchmark.warmup calls, benchmark.repeats rounds
 time the methods in turn (rotating the order), so machine noise hits all of them alike. Reported:
 median images/s with quartiles, ratio to method none, MACs per image, memory (process RSS).
---profile_reduction also times one reducing block against its reduction step alone.
+--profile_reduction also measures the first reducing block and its reduction step, each as it costs
+inside a graph (chained runs minus a control; see ppt_ms.benchmark), and the step's share of the block.
 """
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def tool_arguments(parser):
     parser.add_argument("--variant", metavar="METHOD.KEY=VALUE", action="append", default=[],
                         help="token_reduction setting of one compared method, e.g. tome.r=8 (repeatable)")
     parser.add_argument("--profile_reduction", action="store_true",
-                        help="also time a reducing block against its reduction step alone")
+                        help="also measure the reduction step's share of its block, inside a graph")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
 
 
