@@ -243,22 +243,27 @@ def time_side_by_side(calls: Dict[str, Callable[[], object]], warmup: int, repea
     return timings
 
 
+def quartiles(values) -> tuple:
+    """(q1, median, q3) of `values` as floats."""
+    return tuple(float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), [25, 50, 75]))
+
+
 def throughput(batch_size: int, seconds: List[float]) -> Dict[str, float]:
     """images/s of every timed call, summarised: median, quartiles, min, max."""
     rates = batch_size / np.asarray(seconds, dtype=np.float64)
-    q1, median, q3 = np.percentile(rates, [25, 50, 75])
-    return {"median": float(median), "q1": float(q1), "q3": float(q3),
+    q1, median, q3 = quartiles(rates)
+    return {"median": median, "q1": q1, "q3": q3,
             "min": float(rates.min()), "max": float(rates.max())}
 
 
 def paired_speedup(baseline_seconds: List[float], seconds: List[float]):
     """Quartiles (q1, median, q3) over rounds of baseline time / time, both lists in round order."""
-    ratios = np.asarray(baseline_seconds, dtype=np.float64) / np.asarray(seconds, dtype=np.float64)
-    return tuple(float(v) for v in np.percentile(ratios, [25, 50, 75]))
+    return quartiles(np.asarray(baseline_seconds, dtype=np.float64) / np.asarray(seconds, dtype=np.float64))
 
 
-def _forward(net: nn.Cell, images: ms.Tensor):
-    return net(images).asnumpy()
+def _forward(net: nn.Cell, *inputs):
+    """One timed call: the network's (first) output copied to the host, which waits for it."""
+    return net(*inputs).asnumpy()
 
 
 def _rounded(value, digits=1):
@@ -333,14 +338,10 @@ def in_graph_ms(part: nn.Cell, inputs, scaled, copies: int, warmup: int, repeats
     argument handling, reading the result back), which a network pays once,
     not per block."""
     cells = {(run, n): Chained(part if run else None, n, scaled) for run in (True, False) for n in (copies, 1)}
-    timings = time_side_by_side({key: partial(_call_chained, cell, inputs) for key, cell in cells.items()},
+    timings = time_side_by_side({key: partial(_forward, cell, *inputs) for key, cell in cells.items()},
                                 warmup, repeats)
     per_round = marginal_per_round({key: timing.seconds for key, timing in timings.items()}, copies)
-    return tuple(1e3 * float(value) for value in np.percentile(per_round, [25, 50, 75]))
-
-
-def _call_chained(cell: nn.Cell, inputs):
-    return cell(*inputs).asnumpy()
+    return quartiles(1e3 * per_round)
 
 
 def random_block_inputs(batch_size: int, tokens: int, net, seed: int):

@@ -18,7 +18,7 @@ def significance_scores(probs, v):
     # narrow (Slice), not probs[:, :, 0, :] or [:, 1:] (StridedSlice): the CPU StridedSlice kernel is ten times slower
     cls_attention = sum_heads(ops.narrow(probs, 2, 0, 1)).reshape(b, n)
     value_norm = concat_head_norm(v)
-    patch_scores = ops.narrow(cls_attention * value_norm, 1, 1, n - 1)
+    patch_scores = _without_cls(cls_attention * value_norm)
     patch_scores = patch_scores / patch_scores.sum(axis=1, keepdims=True)
     cls_score = ops.full((b, 1), CLS_SCORE, dtype=ms.float32)
     return ops.concat((cls_score, patch_scores), axis=1)
@@ -26,4 +26,9 @@ def significance_scores(probs, v):
 
 def score_variance(scores):
     """Unbiased variance (divide by count - 1) of the non-CLS scores: [B, N] -> [B]."""
-    return ops.var(ops.narrow(scores, 1, 1, scores.shape[1] - 1), axis=1, ddof=1)
+    return ops.var(_without_cls(scores), axis=1, ddof=1)
+
+
+def _without_cls(t):
+    """[B, N] -> [B, N - 1], token 0 dropped (a Slice kernel; see above)."""
+    return ops.narrow(t, 1, 1, t.shape[1] - 1)
