@@ -76,7 +76,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from .builder import build_model
-from .config import ConfigError, make_config
+from .config import FUSED, ConfigError, make_config
 from .export import sample_images
 from .flops import count_macs
 
@@ -124,14 +124,17 @@ def variant_configs(cfg, methods=None, overrides=()) -> Dict[str, object]:
     data = cfg.to_dict()
     data["model"]["pretrained"] = None
     configs = {}
-    for method in methods:
+    for name in methods:
+        fused = name.endswith(FUSED)
+        method = name[:-len(FUSED)] if fused else name
         defaults = {} if method == own else PAPER_SETTINGS[method]
-        settings = [("token_reduction.method", method), ("token_reduction.trace_source", False)]
+        settings = [("token_reduction.method", method), ("token_reduction.trace_source", False),
+                    ("token_reduction.fused_cpu_kernel", fused)]
         settings += [("token_reduction." + key, value) for key, value in defaults.items()]
         try:
-            configs[method] = make_config(data, settings + extra[method])
+            configs[name] = make_config(data, settings + extra[name])
         except ConfigError as error:
-            raise BenchmarkError("benchmark variant '%s': %s" % (method, error)) from None
+            raise BenchmarkError("benchmark variant '%s': %s" % (name, error)) from None
     return configs
 
 
@@ -281,6 +284,9 @@ class ReductionStep(nn.Cell):
         self.block = block
 
     def construct(self, x, size, source, k, v, probs):
+        if self.block.fused:
+            x, size = self.block.reducer.reduce_fused(x, size, k, v, probs)
+            return x, size, source
         metric, scores = self.block.reduction_inputs(k, v, probs)
         return self.block.reducer.reduce(x, size, source, metric, scores)
 

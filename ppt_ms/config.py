@@ -25,6 +25,8 @@ from collections.abc import Mapping
 import yaml
 
 METHODS = ("none", "ppt", "tome", "prune")
+FUSED = "-fused"  # benchmark variant suffix: the method with token_reduction.fused_cpu_kernel on
+BENCHMARK_VARIANTS = METHODS + ("tome" + FUSED, "ppt" + FUSED)
 
 
 class ConfigError(ValueError):
@@ -240,6 +242,7 @@ _SCHEMA = {
         "inflection": (None, _Nullable(_Float())),
         "prop_attn": (True, _Bool()),
         "trace_source": (False, _Bool()),
+        "fused_cpu_kernel": (False, _Bool()),
     },
     "data": {
         "path": (None, _PATH),
@@ -292,7 +295,7 @@ _SCHEMA = {
     },
     "benchmark": {
         "batch_sizes": ([1, 64], _List(_Int(1), min_length=1)),
-        "compare": (["none", "tome", "ppt"], _List(_Choice(*METHODS), min_length=1, unique=True)),
+        "compare": (["none", "tome", "ppt"], _List(_Choice(*BENCHMARK_VARIANTS), min_length=1, unique=True)),
         "warmup": (3, _Int(0)),
         "repeats": (10, _Int(1)),
     },

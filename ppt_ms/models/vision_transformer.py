@@ -11,6 +11,7 @@ import mindspore as ms
 from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, TruncatedNormal
 
+from ..token_reduction.fused_step import check_device
 from ..token_reduction.reducers import build_reducer
 from ..token_reduction.schedule import BlockPlan, plan_from_config
 from ..token_reduction.sums import sum_heads
@@ -20,7 +21,8 @@ from .layers import DropPath, LayerNorm, Mlp, PatchEmbed, dense
 from .registry import register_model
 
 TOKEN_REDUCTION_DEFAULTS = {"method": "none", "r": 0, "layers": [3, 6, 9], "threshold": 7e-5,
-                            "inflection": None, "prop_attn": True, "trace_source": False}
+                            "inflection": None, "prop_attn": True, "trace_source": False,
+                            "fused_cpu_kernel": False}
 
 
 def token_reduction_settings(token_reduction: Optional[Mapping]) -> dict:
@@ -33,15 +35,19 @@ def token_reduction_settings(token_reduction: Optional[Mapping]) -> dict:
         settings.update({k: v for k, v in dict(token_reduction).items()})
     if settings["threshold"] is None or settings["threshold"] < 0:
         raise ValueError("token_reduction.threshold must be >= 0, got %r" % settings["threshold"])
+    if settings["fused_cpu_kernel"]:
+        check_device(ms.get_context("device_target"))
     return settings
 
 
 class Block(nn.Cell):
     """Pre-norm transformer block; between attention and MLP it may reduce the
-    tokens.  (x [B, N, C], size [B, N, 1], source) -> (x [B, N - r, C], size, source)."""
+    tokens.  (x [B, N, C], size [B, N, 1], source) -> (x [B, N - r, C], size, source).
+    With a fused CPU kernel, inference (not training, not tracing) reduces with it."""
 
     def __init__(self, dim, num_heads, mlp_ratio, qkv_bias, drop_path, plan: BlockPlan,
-                 proportional: bool, num_prefix_tokens: int, threshold: float, trace_source: bool):
+                 proportional: bool, num_prefix_tokens: int, threshold: float, trace_source: bool,
+                 fused_cpu_kernel: bool = False):
         super().__init__()
         self.norm1 = LayerNorm(dim)
         self.attn = Attention(dim, num_heads, qkv_bias)
@@ -50,8 +56,10 @@ class Block(nn.Cell):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.plan = plan
         self.proportional = proportional
-        self.reducer = build_reducer(plan.method, plan.r, plan.tokens_in, num_prefix_tokens, trace_source, threshold)
+        self.reducer = build_reducer(plan.method, plan.r, plan.tokens_in, num_prefix_tokens, trace_source, threshold,
+                                     fused_cpu_kernel and not trace_source)
         self.reduces = self.reducer is not None
+        self.fused = self.reduces and self.reducer.fused is not None
         self.needs_scores = plan.method in ("ppt", "prune") and self.reduces
 
     def attend(self, x, size):
@@ -76,7 +84,9 @@ class Block(nn.Cell):
     def construct(self, x, size, source):
         size = size.astype(ms.float32)  # AMP casts a Cell's inputs to float16; sizes stay float32
         x, k, v, probs = self.attend(x, size)
-        if self.reduces:
+        if self.fused and not self.training:
+            x, size = self.reducer.reduce_fused(x, size, k, v, probs)
+        elif self.reduces:
             metric, scores = self.reduction_inputs(k, v, probs)
             x, size, source = self.reducer.reduce(x, size, source, metric, scores)
         return self.feed_forward(x), size, source
@@ -128,7 +138,7 @@ class VisionTransformer(nn.Cell):
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i], self.plan[i],
                   proportional=bool(tr["prop_attn"]) and i > first_reducing,
                   num_prefix_tokens=self.num_prefix_tokens, threshold=float(tr["threshold"]),
-                  trace_source=self.trace_source)
+                  trace_source=self.trace_source, fused_cpu_kernel=bool(tr["fused_cpu_kernel"]))
             for i in range(depth)])
         self.norm = LayerNorm(embed_dim)
         self.head = dense(embed_dim, num_classes)

@@ -16,10 +16,15 @@ Each method comes down to the same two moves: gather the tokens that stay
 (`merge_tokens`).  Pruning only gathers; PPT picks, per image, the pruning
 or the pooling `keep` indices, and switches the merges off for pruned images,
 so the big tensors are gathered once whatever the branch.
+
+With `fused_cpu_kernel`, PPT and ToMe reducers also offer `reduce_fused`
+(x, size, k, v, probs) -> (x, size): the same step as one C++ kernel, for CPU
+inference (fused_step.py).
 """
 import mindspore as ms
 from mindspore import nn, ops
 
+from .fused_step import fused_step, settings_tensor
 from .gather import add_into, take_tokens
 from .matching import bipartite_matching, bipartite_positions, merge_layout
 from .pruning import keep_by_score
@@ -63,6 +68,11 @@ class _Reducer(nn.Cell):
         self.distill_token = num_prefix_tokens == 2
         self.trace_source = trace_source
         self.a_positions, self.b_positions = bipartite_positions(num_tokens)
+        self.fused = None
+
+    def use_fused_kernel(self, method: str, threshold: float = 0.0):
+        self.fused = fused_step(method, self.num_out)
+        self.fused_settings = settings_tensor(threshold, self.distill_token)
 
     def pooling_plan(self, metric):
         unmerged, src, dst = bipartite_matching(metric, self.r, self.a_positions, self.b_positions,
@@ -84,9 +94,19 @@ class _Reducer(nn.Cell):
 class ToMeReducer(_Reducer):
     """Bipartite soft matching on the attention keys, size-weighted merge."""
 
+    def __init__(self, r: int, num_tokens: int, num_prefix_tokens: int, trace_source: bool,
+                 fused_cpu_kernel: bool = False):
+        super().__init__(r, num_tokens, num_prefix_tokens, trace_source)
+        if fused_cpu_kernel:
+            self.use_fused_kernel("tome")
+
     def reduce(self, x, size, source, metric, scores):
         keep, src_pos, dst_slot = self.pooling_plan(metric)
         return merge_tokens(x, size, source, keep, src_pos, dst_slot, None, self.trace_source)
+
+    def reduce_fused(self, x, size, k, v, probs):
+        merged, size = self.fused(x.astype(ms.float32), size, k.astype(ms.float32), self.fused_settings)
+        return merged.astype(x.dtype), size
 
 
 class PruneReducer(_Reducer):
@@ -105,9 +125,12 @@ class PPTReducer(_Reducer):
     so each image picks its branch's indices with a select and the batch keeps
     one shape."""
 
-    def __init__(self, r: int, num_tokens: int, num_prefix_tokens: int, trace_source: bool, threshold: float):
+    def __init__(self, r: int, num_tokens: int, num_prefix_tokens: int, trace_source: bool, threshold: float,
+                 fused_cpu_kernel: bool = False):
         super().__init__(r, num_tokens, num_prefix_tokens, trace_source)
         self.threshold = threshold
+        if fused_cpu_kernel:
+            self.use_fused_kernel("ppt", threshold)
 
     def decisions(self, scores):
         variance = score_variance(scores)
@@ -119,17 +142,23 @@ class PPTReducer(_Reducer):
         keep = ops.select(pooled.reshape(-1, 1), keep_pool, self.pruning_plan(scores))
         return merge_tokens(x, size, source, keep, src_pos, dst_slot, pooled.astype(ms.float32), self.trace_source)
 
+    def reduce_fused(self, x, size, k, v, probs):
+        merged, size = self.fused(x.astype(ms.float32), size, k.astype(ms.float32), v.astype(ms.float32),
+                                  probs.astype(ms.float32), self.fused_settings)
+        return merged.astype(x.dtype), size
+
 
 def build_reducer(method: str, r: int, num_tokens: int, num_prefix_tokens: int = 1, trace_source: bool = False,
-                  threshold: float = 7e-5):
+                  threshold: float = 7e-5, fused_cpu_kernel: bool = False):
     """The reducer Cell for one block of a token plan (a block receiving
-    `num_tokens` tokens), or None when it keeps all tokens."""
+    `num_tokens` tokens), or None when it keeps all tokens.  `fused_cpu_kernel`
+    gives PPT and ToMe reducers `reduce_fused` as well (pruning has no fused kernel)."""
     if method == "none" or r <= 0:
         return None
     if method == "tome":
-        return ToMeReducer(r, num_tokens, num_prefix_tokens, trace_source)
+        return ToMeReducer(r, num_tokens, num_prefix_tokens, trace_source, fused_cpu_kernel)
     if method == "prune":
         return PruneReducer(r, num_tokens, num_prefix_tokens, trace_source)
     if method == "ppt":
-        return PPTReducer(r, num_tokens, num_prefix_tokens, trace_source, threshold)
+        return PPTReducer(r, num_tokens, num_prefix_tokens, trace_source, threshold, fused_cpu_kernel)
     raise ValueError("unknown token reduction method %r" % method)
