@@ -18,6 +18,11 @@ Formats (MindSpore 2.10 on CPU, Python 3.11):
   onnxruntime if it is installed; otherwise the error says it was not verified.
 - AIR: MindSpore builds AIR files only through the Ascend backend, so on
   CPU/GPU this is an ExportError before any work is done.
+
+A network built with token_reduction.fused_cpu_kernel is not exported: its
+reduction step is a shared library compiled on this machine, which the file
+could not carry.  `export_and_verify` builds the config's model without it
+(the same results: the MindSpore-ops step); `export_network` refuses one.
 """
 import os
 import re
@@ -29,6 +34,7 @@ import mindspore as ms
 from mindspore import nn
 
 from .builder import build_model
+from .config import make_config
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 DEFAULT_TOLERANCE = 1e-4
@@ -83,6 +89,10 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
         raise ExportError("unknown export format %r; choose one of %s" % (file_format, ", ".join(SUFFIXES)))
     if not path.endswith(SUFFIXES[file_format]):
         path += SUFFIXES[file_format]
+    if any(getattr(cell, "fused", False) for _, cell in net.cells_and_names()):
+        raise ExportError("this network reduces tokens with the fused CPU kernel, a shared library of this "
+                          "machine that a %s file cannot carry; build it with token_reduction.fused_cpu_kernel: "
+                          "false (the same results)" % file_format)
     device = ms.get_context("device_target")
     if file_format == "AIR" and device != "Ascend":
         raise ExportError("AIR export needs the Ascend backend (MindSpore builds AIR files through it); this "
@@ -165,8 +175,10 @@ def verify_export(path: str, net: nn.Cell, images: ms.Tensor, file_format: str =
 def export_and_verify(cfg, weights=None, tolerance: float = DEFAULT_TOLERANCE) -> Verification:
     """Build the config's model (weights from `weights` or model.pretrained),
     export it as the `export` section says and verify the file on a
-    deterministic random batch (seeded by system.seed)."""
+    deterministic random batch (seeded by system.seed).  The network uses the
+    MindSpore-ops reduction step even if the config asks for the fused CPU kernel."""
     export = cfg["export"]
+    cfg = make_config(cfg.to_dict(), [("token_reduction.fused_cpu_kernel", False)])
     net = build_model(cfg, weights)
     images = sample_images(export["batch_size"], cfg["model"]["img_size"], cfg["system"]["seed"])
     path = export_network(net, images, export["file"] or default_export_path(cfg), export["file_format"])

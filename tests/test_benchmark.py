@@ -11,9 +11,10 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
-from ppt_ms.benchmark import (PAPER_SETTINGS, PROFILE_COPIES, BenchmarkError, Chained, RssProbe, build_variants,
-                              marginal_per_round, paired_speedup, throughput, time_side_by_side, variant_configs)
-from ppt_ms.config import load_config
+from ppt_ms.benchmark import (PAPER_SETTINGS, PROFILE_COPIES, BenchmarkError, Chained, ReductionStep, RssProbe,
+                              build_variants, marginal_per_round, paired_speedup, random_block_inputs, throughput,
+                              time_side_by_side, variant_configs)
+from ppt_ms.config import ConfigError, load_config
 from ppt_ms.flops import count_macs_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,6 +66,29 @@ def test_variant_overrides_are_parsed_and_validated_like_config_keys():
         variant_configs(cfg, ["tome"], ["tome.r=-1"])
     with pytest.raises(BenchmarkError, match=r"variant 'tome'.*unknown config key 'token_reduction.rr'"):
         variant_configs(cfg, ["tome"], ["tome.rr=3"])
+
+
+def test_fused_variants_are_their_method_with_the_fused_cpu_kernel():
+    cfg = quickstart("token_reduction.fused_cpu_kernel=true")
+    configs = variant_configs(cfg, ["ppt", "ppt-fused", "tome-fused"], ["ppt-fused.r=4"])
+    settings = {name: c.token_reduction for name, c in configs.items()}
+    assert [(s.method, s.fused_cpu_kernel) for s in settings.values()] == [("ppt", False), ("ppt", True),
+                                                                          ("tome", True)]
+    assert (settings["ppt"].r, settings["ppt-fused"].r, settings["tome-fused"].r) == (8, 4, 13)
+    with pytest.raises(ConfigError, match="benchmark.compare.*prune-fused"):
+        quickstart("benchmark.compare=[none, prune-fused]")
+
+
+def test_profiled_step_of_a_fused_block_is_the_fused_kernel(pynative):
+    """The reduction profile times what the variant runs: for a fused block, the
+    C++ step, whose outputs equal the ops step's."""
+    nets = build_variants(variant_configs(quickstart(), ["ppt", "ppt-fused"]))
+    t = random_block_inputs(2, 65, nets["ppt"], seed=1)
+    args = (t["x"], t["size"], t["source"], t["k"], t["v"], t["probs"])
+    steps = {name: ReductionStep(net.blocks[1]) for name, net in nets.items()}
+    assert steps["ppt-fused"].block.fused and not steps["ppt"].block.fused
+    for plain, fused in zip(steps["ppt"](*args)[:2], steps["ppt-fused"](*args)[:2]):
+        np.testing.assert_allclose(fused.asnumpy(), plain.asnumpy(), rtol=0, atol=1e-5)
 
 
 def test_variant_that_does_not_fit_the_model_says_how_to_fix_it():

@@ -113,3 +113,19 @@ def test_ddof_probe_needs_unbiased_variance(inputs):
     threshold = case["params"]["threshold"]
     assert population < threshold <= variance
     assert not golden["pooled"][0, brick] and stats[3, brick, 0] == 0.0
+
+
+FUSABLE = [c for c in CASES if c["method"] in ("ppt", "tome")]
+
+
+@pytest.mark.parametrize("case", FUSABLE, ids=[c["name"].split("/")[1] for c in FUSABLE])
+def test_fused_cpu_kernel_matches_reference(graph, case, inputs, image_names):
+    """Inference through the fused C++ reduction step gives the published logits."""
+    golden = np.load(os.path.join(CONFORMANCE, case["file"]))
+    net = create_model(MODEL, token_reduction=dict(_token_reduction(case), trace_source=False, fused_cpu_kernel=True))
+    load_pretrained(net, os.path.join(CONFORMANCE, MODEL + ".safetensors"))
+    net.set_train(False)
+    assert any(block.fused for block in net.blocks)
+    solid = np.array([name not in (case.get("fragile_images") or []) for name in image_names])
+    diff = np.abs(net(ms.Tensor(inputs)).asnumpy() - golden["logits"]).max(axis=1)
+    assert diff[solid].max() <= TOLERANCE, "max |logit diff| per image: %s" % diff

@@ -14,7 +14,8 @@ from mindspore import nn, ops
 import numpy_reference as ref
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.config import make_config
-from ppt_ms.export import ExportError, default_export_path, export_network, run_mindir, verify_export
+from ppt_ms.export import (ExportError, default_export_path, export_network, run_mindir, sample_images,
+                           verify_export)
 from ppt_ms.models import create_model
 
 # vit_quickstart (patch 4, width 64, 2 heads, 10 classes), made smaller: 16 px, 2 blocks
@@ -198,6 +199,31 @@ def test_export_tool_exports_and_verifies(tmp_path, capsys):
     assert (tmp_path / "quick.mindir").is_file()
     assert "input  [2, 3, 32, 32] float32" in out
     assert re.search(r"verified against the live network: max \|difference\| \S+ <= 0.0001", out)
+
+
+def test_fused_cpu_kernel_is_left_out_of_exported_files(threshold, images, tmp_path, capsys):
+    """A fused network cannot be written (its step is this machine's shared
+    library); the tool exports the config's model with the ops step instead,
+    and the file gives the fused network's logits."""
+    ppt = {"method": "ppt", "r": R, "layers": [PPT_LAYER], "threshold": threshold, "fused_cpu_kernel": True}
+    fused = create_model("vit_quickstart", img_size=IMG, depth=DEPTH, token_reduction=ppt)
+    with pytest.raises(ExportError, match="fused CPU kernel.*fused_cpu_kernel: false"):
+        export_network(fused, ms.Tensor(images), str(tmp_path / "fused.mindir"))
+    assert not os.listdir(tmp_path)
+
+    ms.set_seed(3)
+    quick = create_model("vit_quickstart", token_reduction={"method": "ppt", "r": 8, "layers": [1, 2],
+                                                             "fused_cpu_kernel": True})
+    quick.set_train(False)
+    weights = str(tmp_path / "quick.ckpt")
+    ms.save_checkpoint(quick, weights)
+    status = export_tool().main(["--config", QUICKSTART, "--ckpt", weights, "--export.batch_size", str(BATCH),
+                                 "--export.file", str(tmp_path / "ppt"), "--token_reduction.fused_cpu_kernel",
+                                 "true"])
+    assert status == 0, capsys.readouterr().err
+    batch = sample_images(BATCH, 32, 0)
+    np.testing.assert_allclose(run_mindir(str(tmp_path / "ppt.mindir"), batch)[0], quick(batch).asnumpy(),
+                               rtol=0, atol=1e-4)
 
 
 def test_export_tool_fails_with_a_clear_message(capsys):

@@ -388,6 +388,44 @@ def test_reduced_forward_matches_reference(mode, name, traced_nets, reference_tr
         assert (source[:, :2] == np.eye(2, source.shape[2])).all()
 
 
+FUSED = [name for name in CONFIGS if name != "prune"]
+
+
+@pytest.fixture(scope="module")
+def fused_nets():
+    return {name: build_tiny(config_params(distilled), token_reduction=dict(section, fused_cpu_kernel=True))
+            for name, (distilled, section) in CONFIGS.items() if name in FUSED}
+
+
+@pytest.mark.parametrize("name", FUSED)
+def test_fused_cpu_kernel_forward_matches_reference(mode, name, fused_nets, reference_traces, images):
+    """Inference with token_reduction.fused_cpu_kernel (the C++ step in every
+    reducing block) gives the reference's logits on the batch that mixes
+    pooled and pruned images."""
+    net = fused_nets[name]
+    assert [block.fused for block in net.blocks] == [plan.r > 0 for plan in net.plan]
+    logits = net(ms.Tensor(images)).asnumpy()
+    np.testing.assert_allclose(logits, np.stack([t.logits for t in reference_traces[name]]), rtol=0, atol=TOLERANCE)
+
+
+def test_fused_setting_trains_through_the_ops(pynative, images):
+    """The fused kernel has no backward: in training mode the blocks reduce with
+    MindSpore ops, so the gradients are those of the network without it."""
+    section = dict(CONFIGS["ppt"][1])
+    labels = ms.Tensor(np.arange(len(images)) % TINY["num_classes"], ms.int32)
+    grads = []
+    for fused in (False, True):
+        net = build_tiny(tiny_params(PLAIN_SEED), token_reduction=dict(section, fused_cpu_kernel=fused))
+        net.set_train(True)
+
+        def loss_of(x, y):
+            return nn.CrossEntropyLoss()(net(x), y)
+
+        grads.append([g.asnumpy() for g in ms.grad(loss_of, None, net.trainable_params())(ms.Tensor(images), labels)])
+    for plain, fused in zip(*grads):
+        np.testing.assert_array_equal(fused, plain)
+
+
 @pytest.mark.parametrize("threshold, pooled", [(0.0, 0.0), (1e9, 1.0)])
 def test_model_threshold_extremes(pynative, threshold, pooled, images):
     params = tiny_params(PLAIN_SEED)

@@ -76,8 +76,12 @@ def fused_step(method: str, num_out: int):
     ToMe (x, size, k, settings), PPT (x, size, k, v, probs, settings) -> (x, size),
     all float32; settings = [threshold, 1.0 if there is a distillation token]."""
     entry = {"ppt": "PPTStep", "tome": "ToMeStep"}[method]
-    return ops.Custom("%s:%s" % (kernel_library(), entry), out_shape=_reduced_shapes(num_out),
+    step = ops.Custom("%s:%s" % (kernel_library(), entry), out_shape=_reduced_shapes(num_out),
                       out_dtype=_same_dtypes, func_type="aot")
+    # graph mode caches shape inference by primitive attributes and input shapes, not by
+    # out_shape: without this attribute, steps with equal inputs and another r would share a shape
+    step.add_prim_attr("tokens_out", num_out)
+    return step
 
 
 def check_device(device_target: str):

@@ -1,0 +1,115 @@
+"""The fused CPU reduction step (token_reduction.fused_cpu_kernel) against the
+NumPy reference: from the attention's k, v and probabilities to the reduced
+tokens and sizes, on batches that mix pooled and pruned images, with and
+without a distillation token; and how its shared library is built and cached."""
+import os
+
+import numpy as np
+import pytest
+import mindspore as ms
+
+import numpy_reference as ref
+from ppt_ms.token_reduction import build_reducer
+from ppt_ms.token_reduction import fused_step
+
+B, H, N, D, C = 4, 2, 21, 8, 12
+
+
+def step_inputs(seed=3):
+    """x [B, N, C]; size [B, N, 1] in 1..4 (tokens merged before); k, v [B, H, N, D]
+    with every value row of norm 1, so PPT's scores follow the CLS attention;
+    probs [B, H, N, N] whose CLS row is almost flat for images 0, 2 and peaked for 1, 3."""
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal((B, H, N, D))
+    v /= np.sqrt((v ** 2).sum(axis=(1, 3), keepdims=True))
+    logits = rng.standard_normal((B, H, N, N))
+    logits[:, :, 0] *= np.array([0.05, 2.0, 0.1, 2.5]).reshape(B, 1, 1)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    arrays = dict(x=rng.standard_normal((B, N, C)), size=rng.integers(1, 5, (B, N, 1)),
+                  k=rng.standard_normal((B, H, N, D)), v=v, probs=probs)
+    return {name: a.astype(np.float32) for name, a in arrays.items()}
+
+
+def reference_step(method, t, r, threshold, distill_token):
+    """Per image, the reference's reduced (x, size) and pooled flag."""
+    out = []
+    for b in range(B):
+        scores = ref.significance_scores(t["probs"][b].astype(np.float64), t["v"][b].astype(np.float64))
+        x, size, _, pooled, _ = ref.reduce_tokens(
+            method, t["x"][b].astype(np.float64), t["size"][b].astype(np.float64), np.zeros((N, 1)),
+            t["k"][b].sum(axis=0).astype(np.float64), scores, r, threshold, distill_token)
+        out.append((x, size, pooled))
+    return out
+
+
+def mixed_threshold(t):
+    """Between the flat images' score variance and the peaked ones'."""
+    variance = [ref.score_variance(ref.significance_scores(t["probs"][b].astype(np.float64),
+                                                           t["v"][b].astype(np.float64))) for b in range(B)]
+    flat, peaked = max(variance[0], variance[2]), min(variance[1], variance[3])
+    assert flat * 10 < peaked
+    return float(np.sqrt(flat * peaked))
+
+
+@pytest.mark.parametrize("method", ["ppt", "tome"])
+@pytest.mark.parametrize("distill_token", [False, True])
+@pytest.mark.parametrize("r", [1, 6, 9])
+def test_fused_step_matches_reference(mode, method, distill_token, r):
+    t = step_inputs()
+    threshold = mixed_threshold(t)
+    reducer = build_reducer(method, r, N, 2 if distill_token else 1, threshold=threshold, fused_cpu_kernel=True)
+    x, size = (o.asnumpy() for o in reducer.reduce_fused(*(ms.Tensor(t[n]) for n in ("x", "size", "k", "v",
+                                                                                          "probs"))))
+    expected = reference_step(method, t, r, threshold, distill_token)
+    if method == "ppt":
+        assert [pooled for _, _, pooled in expected] == [True, False, True, False]
+    assert x.shape == (B, N - r, C) and size.shape == (B, N - r, 1)
+    for b, (want_x, want_size, _) in enumerate(expected):
+        np.testing.assert_allclose(x[b], want_x, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(size[b], want_size)
+    merged = [b for b, (_, _, pooled) in enumerate(expected) if pooled or method == "tome"]
+    assert (size[merged].sum(1) == t["size"][merged].sum(1)).all()  # merging loses no patch
+    if distill_token:
+        np.testing.assert_array_equal(x[:, :2], t["x"][:, :2])  # CLS and distillation token stand alone
+
+
+@pytest.mark.parametrize("threshold, pooled", [(0.0, False), (1e9, True)])
+def test_fused_ppt_threshold_extremes(pynative, threshold, pooled):
+    t = step_inputs(5)
+    reducer = build_reducer("ppt", 6, N, threshold=threshold, fused_cpu_kernel=True)
+    x, size = (o.asnumpy() for o in reducer.reduce_fused(*(ms.Tensor(t[n]) for n in ("x", "size", "k", "v",
+                                                                                          "probs"))))
+    for b, (want_x, want_size, was_pooled) in enumerate(reference_step("ppt", t, 6, threshold, False)):
+        assert was_pooled == pooled
+        np.testing.assert_allclose(x[b], want_x, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(size[b], want_size)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """kernel_library() with an empty cache folder; forgets the path it returned afterwards."""
+    monkeypatch.setenv(fused_step.CACHE_ENV, str(tmp_path))
+    fused_step.kernel_library.cache_clear()
+    yield tmp_path
+    fused_step.kernel_library.cache_clear()
+
+
+def test_kernel_is_compiled_once_then_reused(fresh_cache):
+    library = fused_step.kernel_library()
+    assert os.path.dirname(library) == str(fresh_cache) and os.listdir(fresh_cache) == [os.path.basename(library)]
+    built = os.path.getmtime(library)
+    fused_step.kernel_library.cache_clear()
+    assert fused_step.kernel_library() == library and os.path.getmtime(library) == built
+
+
+def test_missing_compiler_is_a_clear_error(fresh_cache, monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-ppt-ms")
+    with pytest.raises(RuntimeError, match="fused_cpu_kernel needs a C.. compiler.*no-such-compiler-ppt-ms"):
+        fused_step.kernel_library()
+    assert os.listdir(fresh_cache) == []
+
+
+def test_fused_kernel_refuses_other_devices():
+    fused_step.check_device("CPU")
+    with pytest.raises(ValueError, match="fused_cpu_kernel runs on CPU only, but device_target is Ascend"):
+        fused_step.check_device("Ascend")
