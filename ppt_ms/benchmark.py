@@ -39,7 +39,8 @@ JSON written by write_json (run_benchmark's result):
             ms_per_batch_median, speedup_vs_none, speedup_vs_none_q1_q3, macs_per_image, macs_ratio_to_none,
             memory_mb {first_call_peak, first_call_retained, timed_calls_peak}}],
   reduction_profile (only when asked) [{method, batch_size, block, tokens_in, tokens_out,
-            copies, rounds, block_ms, block_ms_q1_q3, step_ms, step_ms_q1_q3, reduction_share}].
+            copies, rounds, block_ms, block_ms_q1_q3, step_ms, step_ms_q1_q3, reduction_share,
+            reduction_share_q1_q3}].
 seconds lists the timed calls in round order.  speedup_vs_none is paired:
 in every round, method none's call time over the variant's, then the median
 (and quartiles, speedup_vs_none_q1_q3) over the rounds.  Pairing calls made
@@ -54,13 +55,16 @@ on random inputs of the block's shapes, the cost of
   probabilities to the reduced tokens: ToMe's metric, PPT's significance
   scores, and the reducer (matching and merge, pruning's top-k and gathers,
   PPT's variance and per-image select);
-each measured inside one graph as a network runs it (`in_graph_ms`: two
+each measured inside one graph as a network runs it (`in_graph_ms`: a few
 chained runs minus one, per round, minus a control), not as a graph call of
 its own: a call of its own adds a fixed launch cost (about 1 ms on the
 2-core CPU, for an empty graph with the step's inputs) that a network pays
-once, not per block.  reduction_share = step / block.  Inputs are random
-because the cost does not depend on the values: PPT computes both branches
-for every image and selects.
+once, not per block.  Block and step are timed in the same rounds;
+reduction_share is the median over rounds of step / block.  Inputs are
+random: the MindSpore-ops step costs the same for any values (PPT computes
+both branches for every image and selects); the fused CPU kernel skips the
+matching for pruned images, and random inputs pool (their score variance,
+about 4e-5, is under PPT's 7e-5), its costlier branch.
 """
 import json
 import os
@@ -337,17 +341,23 @@ def marginal_per_round(seconds, copies: int) -> np.ndarray:
             - (seconds[(False, copies)] - seconds[(False, 1)])) / (copies - 1)
 
 
-def in_graph_ms(part: nn.Cell, inputs, scaled, copies: int, warmup: int, repeats: int):
-    """Cost (ms) of one run of `part` inside a graph (`marginal_per_round`):
-    (q1, median, q3) over `repeats` rounds.
+def in_graph_ms(parts, copies: int, warmup: int, repeats: int) -> Dict[str, np.ndarray]:
+    """Cost (ms) of one run of each part inside a graph (`marginal_per_round`),
+    per round: parts {name: (cell, inputs, scaled)} -> {name: [repeats] ms}.
+    All parts are timed in the same interleaved rounds, so their per-round
+    costs can be compared (a ratio per round) despite the machine's drift.
     The subtraction removes what a graph call costs whatever it runs (launch,
     argument handling, reading the result back), which a network pays once,
     not per block."""
-    cells = {(run, n): Chained(part if run else None, n, scaled) for run in (True, False) for n in (copies, 1)}
-    timings = time_side_by_side({key: partial(_forward, cell, *inputs) for key, cell in cells.items()},
-                                warmup, repeats)
-    per_round = marginal_per_round({key: timing.seconds for key, timing in timings.items()}, copies)
-    return quartiles(1e3 * per_round)
+    calls = {}
+    for name, (part, inputs, scaled) in parts.items():
+        for run in (True, False):
+            for n in (copies, 1):
+                calls[(name, run, n)] = partial(_forward, Chained(part if run else None, n, scaled), *inputs)
+    timings = time_side_by_side(calls, warmup, repeats)
+    return {name: 1e3 * marginal_per_round({(run, n): timings[(name, run, n)].seconds
+                                            for run in (True, False) for n in (copies, 1)}, copies)
+            for name in parts}
 
 
 def random_block_inputs(batch_size: int, tokens: int, net, seed: int):
@@ -367,33 +377,41 @@ def random_block_inputs(batch_size: int, tokens: int, net, seed: int):
             "v": normal(batch_size, heads, tokens, width), "probs": ms.Tensor(probs)}
 
 
-# Two runs: every compiled graph keeps its memory until the process ends (MindSpore 2.10,
-# CPU), about 0.5 GB per DeiT-S block at batch 64, and the compared networks hold the rest.
-PROFILE_COPIES = 2
 PROFILE_MIN_ROUNDS = 30
 
 
+def profile_copies(batch_size: int) -> int:
+    """Chained runs per profile graph: 6 for small batches, where a block costs a
+    few ms and more runs shrink the noise of the difference; 2 above batch 8,
+    because every compiled graph keeps its memory until the process ends
+    (MindSpore 2.10, CPU), about 0.5 GB per DeiT-S block at batch 64."""
+    return 6 if batch_size <= 8 else 2
+
+
 def profile_reduction(net: nn.Cell, method: str, batch_size: int, warmup: int, repeats: int,
-                      seed: int = 0, copies: int = PROFILE_COPIES) -> Optional[dict]:
+                      seed: int = 0) -> Optional[dict]:
     """In-graph cost (ms, `in_graph_ms`) of the first reducing block of `net`
-    and of its reduction step, over at least PROFILE_MIN_ROUNDS rounds (the
-    step is a difference of small times); None if nothing reduces."""
+    and of its reduction step, timed in the same rounds, at least
+    PROFILE_MIN_ROUNDS of them (the step is a difference of small times):
+    quartiles of each, and of the per-round share step / block.  None if
+    nothing reduces."""
     reducing = [plan for plan in net.plan if plan.r > 0]
     if not reducing:
         return None
     plan = reducing[0]
     block = net.blocks[plan.index]
     t = random_block_inputs(batch_size, plan.tokens_in, net, seed)
-    rounds = max(repeats, PROFILE_MIN_ROUNDS)
-    block_q1, block_ms, block_q3 = in_graph_ms(block, (t["x"], t["size"], t["source"]), (True, True, False),
-                                               copies, warmup, rounds)
-    step_q1, step_ms, step_q3 = in_graph_ms(
-        ReductionStep(block), (t["x"], t["size"], t["source"], t["k"], t["v"], t["probs"]),
-        (True, True, False, True, True, True), copies, warmup, rounds)
-    return {"method": method, "batch_size": batch_size, "block": plan.index, "tokens_in": plan.tokens_in,
-            "tokens_out": plan.tokens_out, "copies": copies, "rounds": rounds,
-            "block_ms": block_ms, "block_ms_q1_q3": [block_q1, block_q3],
-            "step_ms": step_ms, "step_ms_q1_q3": [step_q1, step_q3], "reduction_share": step_ms / block_ms}
+    rounds, copies = max(repeats, PROFILE_MIN_ROUNDS), profile_copies(batch_size)
+    costs = in_graph_ms({"block": (block, (t["x"], t["size"], t["source"]), (True, True, False)),
+                         "step": (ReductionStep(block), tuple(t[k] for k in ("x", "size", "source", "k", "v", "probs")),
+                                  (True, True, False, True, True, True))}, copies, warmup, rounds)
+    row = {"method": method, "batch_size": batch_size, "block": plan.index, "tokens_in": plan.tokens_in,
+           "tokens_out": plan.tokens_out, "copies": copies, "rounds": rounds}
+    for name, values in (("block_ms", costs["block"]), ("step_ms", costs["step"]),
+                         ("reduction_share", costs["step"] / costs["block"])):
+        q1, row[name], q3 = quartiles(values)
+        row[name + "_q1_q3"] = [q1, q3]
+    return row
 
 
 # ---- the whole benchmark ----
@@ -481,13 +499,15 @@ def format_benchmark(report: dict) -> str:
     lines += _table(header, rows)
     if report.get("reduction_profile"):
         first = report["reduction_profile"][0]
-        lines.append("reduction step vs its whole block, cost inside a graph (per round: %d chained runs minus 1 "
-                     "run, minus the same for a control, / %d; median [q1, q3] over %d rounds; share = step / block)"
-                     % (first["copies"], first["copies"] - 1, first["rounds"]))
-        header = ("batch", "method", "block", "tokens", "block ms", "[q1, q3]", "step ms", "[q1, q3]", "share")
-        rows = [(p["batch_size"], p["method"], p["block"], "%d->%d" % (p["tokens_in"], p["tokens_out"]),
+        lines.append("reduction step vs its whole block, cost inside a graph (per round: N chained runs minus 1 "
+                     "run, minus the same for a control, / (N - 1); block and step in the same rounds; median "
+                     "[q1, q3] over %d rounds; share = step / block per round)" % first["rounds"])
+        header = ("batch", "method", "block", "tokens", "N", "block ms", "[q1, q3]", "step ms", "[q1, q3]", "share",
+                  "[q1, q3]")
+        rows = [(p["batch_size"], p["method"], p["block"], "%d->%d" % (p["tokens_in"], p["tokens_out"]), p["copies"],
                  "%.2f" % p["block_ms"], "[%.2f, %.2f]" % tuple(p["block_ms_q1_q3"]), "%.3f" % p["step_ms"],
-                 "[%.3f, %.3f]" % tuple(p["step_ms_q1_q3"]), "%.1f%%" % (100 * p["reduction_share"]))
+                 "[%.3f, %.3f]" % tuple(p["step_ms_q1_q3"]), "%.1f%%" % (100 * p["reduction_share"]),
+                 "[%.1f, %.1f]" % tuple(100 * v for v in p["reduction_share_q1_q3"]))
                 for p in report["reduction_profile"]]
         lines += _table(header, rows)
     return "\n".join(lines)
