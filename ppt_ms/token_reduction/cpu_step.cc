@@ -64,15 +64,27 @@ struct Layout {
 Layout Pooling(const float *k, const Dims &s, bool distill) {
   const std::vector<float> metric = UnitMetric(k, s);
   const int64_t d = s.head_dim, na = (s.tokens + 1) / 2, nb = s.tokens / 2, r = s.tokens - s.kept;
+  // B's rows as columns, so a row of similarities is built from d scaled columns (a loop
+  // over B that vectorises) rather than from nb dot products
+  std::vector<float> b_columns(d * nb);
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t i = 0; i < d; ++i) b_columns[i * nb + b] = metric[(2 * b + 1) * d + i];
+  }
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  std::vector<float> best(na, neg_inf);
+  const int64_t first_b = distill ? 1 : 0;
+  std::vector<float> best(na, neg_inf), similarity(nb);
   std::vector<int64_t> partner(na, 0);
   for (int64_t a = 1; a < na; ++a) {
     const float *row = metric.data() + 2 * a * d;
-    for (int64_t b = distill ? 1 : 0; b < nb; ++b) {
-      const float similarity = Dot(row, metric.data() + (2 * b + 1) * d, d);
-      if (similarity > best[a] || b == (distill ? 1 : 0)) {
-        best[a] = similarity;
+    std::fill(similarity.begin(), similarity.end(), 0.0f);
+    for (int64_t i = 0; i < d; ++i) {
+      const float weight = row[i];
+      const float *column = b_columns.data() + i * nb;
+      for (int64_t b = 0; b < nb; ++b) similarity[b] += weight * column[b];
+    }
+    for (int64_t b = first_b; b < nb; ++b) {
+      if (similarity[b] > best[a] || b == first_b) {
+        best[a] = similarity[b];
         partner[a] = b;
       }
     }
