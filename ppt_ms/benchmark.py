@@ -280,8 +280,9 @@ def _rounded(value, digits=1):
 # ---- reduction profile ----
 
 class ReductionStep(nn.Cell):
-    """A block's reduction step as a graph of its own:
-    (x, size, source, k, v, probs) -> the reduced (x, size, source)."""
+    """A block's reduction step, as the block runs it in inference (the fused
+    CPU kernel if the block has one): (x, size, source, k, v, probs) -> the
+    reduced (x, size, source)."""
 
     def __init__(self, block):
         super().__init__()
@@ -341,6 +342,13 @@ def marginal_per_round(seconds, copies: int) -> np.ndarray:
             - (seconds[(False, copies)] - seconds[(False, 1)])) / (copies - 1)
 
 
+# Every Cell the profile compiles stays referenced until the process ends.  MindSpore's graph
+# parser keys what it resolves by id(); a new Cell that reused a freed one's id was compiled
+# with the old Cell's graph (seen as "The parameters number of the function is 3, but the number
+# of provided arguments is 6").  The compiled graphs are never freed anyway (see profile_copies).
+_COMPILED_CELLS = []
+
+
 def in_graph_ms(parts, copies: int, warmup: int, repeats: int) -> Dict[str, np.ndarray]:
     """Cost (ms) of one run of each part inside a graph (`marginal_per_round`),
     per round: parts {name: (cell, inputs, scaled)} -> {name: [repeats] ms}.
@@ -353,7 +361,9 @@ def in_graph_ms(parts, copies: int, warmup: int, repeats: int) -> Dict[str, np.n
     for name, (part, inputs, scaled) in parts.items():
         for run in (True, False):
             for n in (copies, 1):
-                calls[(name, run, n)] = partial(_forward, Chained(part if run else None, n, scaled), *inputs)
+                chained = Chained(part if run else None, n, scaled)
+                _COMPILED_CELLS.append(chained)
+                calls[(name, run, n)] = partial(_forward, chained, *inputs)
     timings = time_side_by_side(calls, warmup, repeats)
     return {name: 1e3 * marginal_per_round({(run, n): timings[(name, run, n)].seconds
                                             for run in (True, False) for n in (copies, 1)}, copies)

@@ -57,3 +57,12 @@ def pynative():
 @pytest.fixture
 def graph():
     yield from _in_mode(ms.GRAPH_MODE)
+
+
+@pytest.fixture(scope="session")
+def cxx():
+    """Skips the test on a machine without the C++ compiler the fused CPU kernel is built with."""
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        pytest.skip("no C++ compiler (%s): the fused CPU kernel cannot be built here" % compiler)
+    return compiler

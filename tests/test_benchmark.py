@@ -79,7 +79,7 @@ def test_fused_variants_are_their_method_with_the_fused_cpu_kernel():
         quickstart("benchmark.compare=[none, prune-fused]")
 
 
-def test_profiled_step_of_a_fused_block_is_the_fused_kernel(pynative):
+def test_profiled_step_of_a_fused_block_is_the_fused_kernel(cxx, pynative):
     """The reduction profile times what the variant runs: for a fused block, the
     C++ step, whose outputs equal the ops step's."""
     nets = build_variants(variant_configs(quickstart(), ["ppt", "ppt-fused"]))

@@ -119,7 +119,7 @@ FUSABLE = [c for c in CASES if c["method"] in ("ppt", "tome")]
 
 
 @pytest.mark.parametrize("case", FUSABLE, ids=[c["name"].split("/")[1] for c in FUSABLE])
-def test_fused_cpu_kernel_matches_reference(graph, case, inputs, image_names):
+def test_fused_cpu_kernel_matches_reference(cxx, graph, case, inputs, image_names):
     """Inference through the fused C++ reduction step gives the published logits."""
     golden = np.load(os.path.join(CONFORMANCE, case["file"]))
     net = create_model(MODEL, token_reduction=dict(_token_reduction(case), trace_source=False, fused_cpu_kernel=True))

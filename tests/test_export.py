@@ -201,7 +201,7 @@ def test_export_tool_exports_and_verifies(tmp_path, capsys):
     assert re.search(r"verified against the live network: max \|difference\| \S+ <= 0.0001", out)
 
 
-def test_fused_cpu_kernel_is_left_out_of_exported_files(threshold, images, tmp_path, capsys):
+def test_fused_cpu_kernel_is_left_out_of_exported_files(cxx, threshold, images, tmp_path, capsys):
     """A fused network cannot be written (its step is this machine's shared
     library); the tool exports the config's model with the ops step instead,
     and the file gives the fused network's logits."""

@@ -54,7 +54,7 @@ def mixed_threshold(t):
 @pytest.mark.parametrize("method", ["ppt", "tome"])
 @pytest.mark.parametrize("distill_token", [False, True])
 @pytest.mark.parametrize("r", [1, 6, 9])
-def test_fused_step_matches_reference(mode, method, distill_token, r):
+def test_fused_step_matches_reference(cxx, mode, method, distill_token, r):
     t = step_inputs()
     threshold = mixed_threshold(t)
     reducer = build_reducer(method, r, N, 2 if distill_token else 1, threshold=threshold, fused_cpu_kernel=True)
@@ -74,7 +74,7 @@ def test_fused_step_matches_reference(mode, method, distill_token, r):
 
 
 @pytest.mark.parametrize("threshold, pooled", [(0.0, False), (1e9, True)])
-def test_fused_ppt_threshold_extremes(pynative, threshold, pooled):
+def test_fused_ppt_threshold_extremes(cxx, pynative, threshold, pooled):
     t = step_inputs(5)
     reducer = build_reducer("ppt", 6, N, threshold=threshold, fused_cpu_kernel=True)
     x, size = (o.asnumpy() for o in reducer.reduce_fused(*(ms.Tensor(t[n]) for n in ("x", "size", "k", "v",
@@ -94,7 +94,7 @@ def fresh_cache(tmp_path, monkeypatch):
     fused_step.kernel_library.cache_clear()
 
 
-def test_kernel_is_compiled_once_then_reused(fresh_cache):
+def test_kernel_is_compiled_once_then_reused(cxx, fresh_cache):
     library = fused_step.kernel_library()
     assert os.path.dirname(library) == str(fresh_cache) and os.listdir(fresh_cache) == [os.path.basename(library)]
     built = os.path.getmtime(library)

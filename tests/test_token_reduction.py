@@ -392,7 +392,7 @@ FUSED = [name for name in CONFIGS if name != "prune"]
 
 
 @pytest.fixture(scope="module")
-def fused_nets():
+def fused_nets(cxx):
     return {name: build_tiny(config_params(distilled), token_reduction=dict(section, fused_cpu_kernel=True))
             for name, (distilled, section) in CONFIGS.items() if name in FUSED}
 
@@ -408,7 +408,7 @@ def test_fused_cpu_kernel_forward_matches_reference(mode, name, fused_nets, refe
     np.testing.assert_allclose(logits, np.stack([t.logits for t in reference_traces[name]]), rtol=0, atol=TOLERANCE)
 
 
-def test_fused_setting_trains_through_the_ops(pynative, images):
+def test_fused_setting_trains_through_the_ops(cxx, pynative, images):
     """The fused kernel has no backward: in training mode the blocks reduce with
     MindSpore ops, so the gradients are those of the network without it."""
     section = dict(CONFIGS["ppt"][1])
