@@ -343,9 +343,11 @@ def marginal_per_round(seconds, copies: int) -> np.ndarray:
 
 
 # Every Cell the profile compiles stays referenced until the process ends.  MindSpore's graph
-# parser keys what it resolves by id(); a new Cell that reused a freed one's id was compiled
-# with the old Cell's graph (seen as "The parameters number of the function is 3, but the number
-# of provided arguments is 6").  The compiled graphs are never freed anyway (see profile_copies).
+# parser keys the objects it resolves by id() (graph/_parse/parser.py, get_obj_id).  One DeiT-T
+# run that freed its profile Cells failed to compile a later one ("The parameters number of the
+# function is 3, but the number of provided arguments is 6"), as if a new Cell had been given a
+# freed one's graph; with the Cells kept, the same run passed.  Compiled graphs are never freed
+# anyway (see profile_copies), so keeping the Cells costs little.
 _COMPILED_CELLS = []
 
 
