@@ -1,14 +1,17 @@
 """Side-by-side inference benchmark of token-reduction methods on one model.
 
-Variants.  Every method in benchmark.compare gets its own network: the SAME
+Variants.  Every entry of benchmark.compare gets its own network: the SAME
 model and the SAME weights (the first variant loads them, the others copy its
 parameters), differing only in token_reduction.  The config's own method
 keeps the config's settings; the other methods start from PAPER_SETTINGS
 (ToMe r 13 in every block; PPT r 50 at blocks [3, 6, 9] with threshold 7e-5;
 pruning r 50 at [3, 6, 9]).  Any setting of any variant can be overridden
 with "METHOD.KEY=VALUE" strings, e.g. "tome.r=8" or "ppt.layers=[1,2]"
-(VALUE is read as YAML and validated like a config key).  Source tracing is
-off: the variants are the plain inference networks.
+(VALUE is read as YAML and validated like a config key).  An entry
+METHOD-fused ("tome-fused", "ppt-fused") is METHOD with
+token_reduction.fused_cpu_kernel on (its overrides are "ppt-fused.KEY=VALUE");
+the plain METHOD has it off.  Source tracing is off: the variants are the
+plain inference networks.
 
 Measurement (graph or PyNative as system.mode says, float32, one process), per batch size:
 1. compile: each variant's first call (graph compile + one run), timed alone;

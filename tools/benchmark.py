@@ -4,6 +4,8 @@
         [--benchmark.batch_sizes 1 8 64] [--benchmark.compare none tome ppt] [--benchmark.repeats 10] \
         [--variant tome.r=8 --variant ppt.layers=[3,6,9]] [--profile_reduction] [--json out.json]
 
+Variants tome-fused and ppt-fused are ToMe and PPT with token_reduction.fused_cpu_kernel (CPU: each
+reduction step one C++ kernel), e.g. --benchmark.compare none tome tome-fused ppt ppt-fused.
 Each method in benchmark.compare runs the same model and weights; the config's own method keeps its
 token_reduction settings, the others use the papers' (ToMe r 13; PPT r 50 at blocks [3, 6, 9],
 threshold 7e-5; pruning r 50 at [3, 6, 9]) unless --variant METHOD.KEY=VALUE says otherwise.
