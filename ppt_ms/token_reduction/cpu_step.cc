@@ -207,24 +207,41 @@ bool AllFloat32(int count, const char **dtypes) {
   return true;
 }
 
+// What both entry points receive: x, size and k first; settings, then the two outputs, last.
+struct StepArgs {
+  const float *x, *size, *k;
+  float threshold;
+  bool distill;
+  float *out_x, *out_size;
+  Dims s;
+
+  StepArgs(int nparam, void **params, int64_t **shapes)
+      : x(static_cast<const float *>(params[0])),
+        size(static_cast<const float *>(params[1])),
+        k(static_cast<const float *>(params[2])),
+        threshold(static_cast<const float *>(params[nparam - 3])[0]),
+        distill(static_cast<const float *>(params[nparam - 3])[1] != 0),
+        out_x(static_cast<float *>(params[nparam - 2])),
+        out_size(static_cast<float *>(params[nparam - 1])),
+        s{shapes[0][0], shapes[0][1], shapes[nparam - 2][1], shapes[0][2], shapes[2][1], shapes[2][3]} {}
+
+  const float *Keys(int64_t b) const { return k + b * s.heads * s.tokens * s.head_dim; }
+
+  // Image b's reduced tokens and sizes, laid out as `layout` says.
+  void Write(int64_t b, const Layout &layout) const {
+    Apply(layout, x + b * s.tokens * s.channels, size + b * s.tokens, s, out_x + b * s.kept * s.channels,
+          out_size + b * s.kept);
+  }
+};
+
 }  // namespace
 
 // params: x, size, k, settings -> x', size'
 extern "C" int ToMeStep(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                         void *stream, void *extra) {
   if (nparam != 6 || !AllFloat32(nparam, dtypes)) return 1;
-  const float *x = static_cast<const float *>(params[0]);
-  const float *size = static_cast<const float *>(params[1]);
-  const float *k = static_cast<const float *>(params[2]);
-  const bool distill = static_cast<const float *>(params[3])[1] != 0;
-  const Dims s{shapes[0][0], shapes[0][1], shapes[4][1], shapes[0][2], shapes[2][1], shapes[2][3]};
-  float *out_x = static_cast<float *>(params[4]);
-  float *out_size = static_cast<float *>(params[5]);
-  ForEachImage(s.batch, [&](int64_t b) {
-    const Layout layout = Pooling(k + b * s.heads * s.tokens * s.head_dim, s, distill);
-    Apply(layout, x + b * s.tokens * s.channels, size + b * s.tokens, s, out_x + b * s.kept * s.channels,
-          out_size + b * s.kept);
-  });
+  const StepArgs step(nparam, params, shapes);
+  ForEachImage(step.s.batch, [&](int64_t b) { step.Write(b, Pooling(step.Keys(b), step.s, step.distill)); });
   return 0;
 }
 
@@ -232,24 +249,15 @@ extern "C" int ToMeStep(int nparam, void **params, int *ndims, int64_t **shapes,
 extern "C" int PPTStep(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                        void *stream, void *extra) {
   if (nparam != 8 || !AllFloat32(nparam, dtypes)) return 1;
-  const float *x = static_cast<const float *>(params[0]);
-  const float *size = static_cast<const float *>(params[1]);
-  const float *k = static_cast<const float *>(params[2]);
+  const StepArgs step(nparam, params, shapes);
+  const Dims &s = step.s;
   const float *v = static_cast<const float *>(params[3]);
   const float *probs = static_cast<const float *>(params[4]);
-  const float threshold = static_cast<const float *>(params[5])[0];
-  const bool distill = static_cast<const float *>(params[5])[1] != 0;
-  const Dims s{shapes[0][0], shapes[0][1], shapes[6][1], shapes[0][2], shapes[2][1], shapes[2][3]};
-  float *out_x = static_cast<float *>(params[6]);
-  float *out_size = static_cast<float *>(params[7]);
-  const int64_t per_head = s.tokens * s.head_dim;
   ForEachImage(s.batch, [&](int64_t b) {
     const std::vector<double> scores = PatchScores(probs + b * s.heads * s.tokens * s.tokens,
-                                                   v + b * s.heads * per_head, s);
-    const bool pooled = UnbiasedVariance(scores) < threshold;
-    const Layout layout = pooled ? Pooling(k + b * s.heads * per_head, s, distill) : Pruning(scores, s, distill);
-    Apply(layout, x + b * s.tokens * s.channels, size + b * s.tokens, s, out_x + b * s.kept * s.channels,
-          out_size + b * s.kept);
+                                                   v + b * s.heads * s.tokens * s.head_dim, s);
+    const bool pooled = UnbiasedVariance(scores) < step.threshold;
+    step.Write(b, pooled ? Pooling(step.Keys(b), s, step.distill) : Pruning(scores, s, step.distill));
   });
   return 0;
 }
