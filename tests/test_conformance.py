@@ -13,14 +13,12 @@ import numpy as np
 import pytest
 import mindspore as ms
 
+from conformance_data import FULL, FULL_PRESENT
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.models import create_model, TokenTrace
 
-CONFORMANCE = os.environ.get(
-    "PPT_MS_CONFORMANCE",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "conformance"))
-pytestmark = pytest.mark.skipif(not os.path.isfile(os.path.join(CONFORMANCE, "manifest.json")),
-                                reason="conformance directory %s not present" % CONFORMANCE)
+CONFORMANCE = str(FULL)
+pytestmark = pytest.mark.skipif(not FULL_PRESENT, reason="full conformance directory %s not present" % FULL)
 
 MODEL = "deit_tiny_patch16_224"
 TOLERANCE = 1e-4
@@ -51,7 +49,7 @@ def _token_reduction(case):
     return section
 
 
-CASES = [c for c in _manifest()["cases"]] if os.path.isfile(os.path.join(CONFORMANCE, "manifest.json")) else []
+CASES = _manifest()["cases"] if FULL_PRESENT else []
 
 
 @pytest.fixture(scope="module")

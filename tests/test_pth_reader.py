@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conformance_data import FULL as CONFORMANCE
 from ppt_ms.checkpoint import CheckpointError, UnsafeCheckpointError, read_pth, read_state_dict
 
-CONFORMANCE = Path("/work/shared/conformance")
 REAL_PTH = CONFORMANCE / "deit_tiny_patch16_224.pth"
 REAL_SAFETENSORS = CONFORMANCE / "deit_tiny_patch16_224.safetensors"
 needs_conformance = pytest.mark.skipif(not REAL_PTH.exists(), reason="conformance data not available")

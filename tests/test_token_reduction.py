@@ -14,6 +14,7 @@ import mindspore as ms
 from mindspore import nn
 
 import numpy_reference as ref
+from conformance_data import FULL, FULL_PRESENT
 from tiny_vit import TINY, TOLERANCE, build_tiny, load_state_dict, tiny_params
 from ppt_ms.models import TokenTrace
 from ppt_ms.models.attention import Attention
@@ -36,12 +37,10 @@ def tensors(*arrays):
 
 # --------------------------------------------------------------------------- the reference vs the published code
 
-CONFORMANCE = os.environ.get("PPT_MS_CONFORMANCE", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "conformance"))
+CONFORMANCE = str(FULL)
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(CONFORMANCE, "manifest.json")),
-                    reason="conformance directory %s not present" % CONFORMANCE)
+@pytest.mark.skipif(not FULL_PRESENT, reason="full conformance directory %s not present" % FULL)
 @pytest.mark.parametrize("case_name, images", [("ppt_mixed_trace_per_image", [0, 4, 5, 11]),
                                                ("tome_r16_dec", [0, 7])])
 def test_reference_reproduces_published_code(case_name, images):
