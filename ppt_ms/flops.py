@@ -101,10 +101,10 @@ def spec_of(net) -> ViTSpec:
     if missing:
         raise TypeError("count_macs needs a ppt_ms VisionTransformer or a ViTSpec; %s lacks %s"
                         % (type(net).__name__, ", ".join(missing)))
-    conv = net.patch_embed.proj
+    patches = net.patch_embed
     first = net.blocks[0]
-    return ViTSpec(num_patches=net.patch_embed.num_patches, patch_size=conv.kernel_size[0],
-                   in_chans=conv.in_channels, embed_dim=net.embed_dim, num_heads=first.attn.num_heads,
+    return ViTSpec(num_patches=patches.num_patches, patch_size=patches.patch_size,
+                   in_chans=patches.in_chans, embed_dim=net.embed_dim, num_heads=first.attn.num_heads,
                    mlp_hidden=first.mlp.fc1.out_channels, num_classes=net.num_classes,
                    distilled=bool(net.distilled), plan=tuple(net.plan), trace_source=bool(net.trace_source))
 

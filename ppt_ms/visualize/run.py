@@ -74,7 +74,7 @@ def block_caption(block, pooled):
 def image_figure(net, seen, sources, stats, fill, title, columns):
     """The figure of one image: seen [S, S, 3] uint8, sources[i] its [N_i, N0]
     source map after block i, stats [depth, 2]."""
-    patch = net.patch_embed.proj.kernel_size[0]
+    patch = net.patch_embed.patch_size
     gh, gw = net.patch_embed.grid_size
     scale = max(1, int(math.ceil(MIN_CELL_PX / patch)))
     panels = [input_panel(seen, scale)]
