@@ -233,6 +233,7 @@ _SCHEMA = {
         "img_size": (224, _Int(1)),
         "drop_path_rate": (0.0, _Float(0.0, 1.0, high_open=True)),
         "pretrained": (None, _PATH),
+        "cpu_kernels": (True, _Bool()),  # CPU inference: GELU and LayerNorm as C++ kernels (models/cpu_layers)
     },
     "token_reduction": {
         "method": ("none", _Choice(*METHODS)),

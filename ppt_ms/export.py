@@ -93,6 +93,10 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
         raise ExportError("this network reduces tokens with the fused CPU kernel, a shared library of this "
                           "machine that a %s file cannot carry; build it with token_reduction.fused_cpu_kernel: "
                           "false (the same results)" % file_format)
+    if getattr(net, "cpu_kernels", False):
+        raise ExportError("this network runs GELU and LayerNorm as CPU kernels, a shared library of this "
+                          "machine that a %s file cannot carry; build it with model.cpu_kernels: false "
+                          "(the same results)" % file_format)
     device = ms.get_context("device_target")
     if file_format == "AIR" and device != "Ascend":
         raise ExportError("AIR export needs the Ascend backend (MindSpore builds AIR files through it); this "
@@ -176,9 +180,10 @@ def export_and_verify(cfg, weights=None, tolerance: float = DEFAULT_TOLERANCE) -
     """Build the config's model (weights from `weights` or model.pretrained),
     export it as the `export` section says and verify the file on a
     deterministic random batch (seeded by system.seed).  The network uses the
-    MindSpore-ops reduction step even if the config asks for the fused CPU kernel."""
+    MindSpore ops even if the config asks for the CPU kernels (model.cpu_kernels,
+    token_reduction.fused_cpu_kernel): the file cannot carry them."""
     export = cfg["export"]
-    cfg = make_config(cfg.to_dict(), [("token_reduction.fused_cpu_kernel", False)])
+    cfg = make_config(cfg.to_dict(), [("token_reduction.fused_cpu_kernel", False), ("model.cpu_kernels", False)])
     net = build_model(cfg, weights)
     images = sample_images(export["batch_size"], cfg["model"]["img_size"], cfg["system"]["seed"])
     path = export_network(net, images, export["file"] or default_export_path(cfg), export["file_format"])

@@ -14,7 +14,7 @@ YAML_FILES = sorted(CONFIG_DIR.rglob("*.yaml"))
 # The schema as the task states it, written out independently of the module.
 EXPECTED_DEFAULTS = {
     "model": {"name": "deit_small_patch16_224", "num_classes": 1000, "img_size": 224,
-              "drop_path_rate": 0.0, "pretrained": None},
+              "drop_path_rate": 0.0, "pretrained": None, "cpu_kernels": True},
     "token_reduction": {"method": "none", "r": 0, "layers": [3, 6, 9], "threshold": 7e-5,
                         "inflection": None, "prop_attn": True, "trace_source": False,
                         "fused_cpu_kernel": False},

@@ -26,9 +26,10 @@ def images():
     return ms.Tensor(np.load(MINI / "inputs.npy").astype(np.float32))
 
 
-def run_case(name, images):
+def run_case(name, images, cpu_kernels=False):
     """-> (net, logits, size, source, stats) of TokenTrace on the case's settings."""
-    net = create_model(MANIFEST["model"], token_reduction=MANIFEST["cases"][name]["token_reduction"])
+    net = create_model(MANIFEST["model"], token_reduction=MANIFEST["cases"][name]["token_reduction"],
+                       cpu_kernels=cpu_kernels)
     report = load_pretrained(net, str(MINI / "weights.safetensors"))
     assert not report.missing and not report.skipped
     net.set_train(False)
@@ -49,9 +50,20 @@ def test_weights_are_float16_and_load_as_float32():
 
 @pytest.mark.parametrize("name", CASES)
 def test_matches_published_code(name, mode, images):
+    check_case(name, *run_case(name, images))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_matches_published_code_with_cpu_kernels(name, cxx, graph, images):
+    """GELU and LayerNorm as the C++ CPU kernels (model.cpu_kernels) change nothing the reference decides."""
+    net, *outputs = run_case(name, images, cpu_kernels=True)
+    assert net.cpu_kernels
+    check_case(name, net, *outputs)
+
+
+def check_case(name, net, logits, size, source, stats):
     case = MANIFEST["cases"][name]
     golden = np.load(MINI / (name + ".npz"))
-    net, logits, size, source, stats = run_case(name, images)
 
     assert net.tokens_per_block == golden["tokens_per_block"].tolist() == case["tokens_per_block"]
     assert np.abs(logits - golden["logits"]).max() <= TOLERANCE

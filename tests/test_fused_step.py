@@ -10,6 +10,7 @@ import mindspore as ms
 
 import numpy_reference as ref
 from ppt_ms.token_reduction import build_reducer
+from ppt_ms import native
 from ppt_ms.token_reduction import fused_step
 
 B, H, N, D, C = 4, 2, 21, 8, 12
@@ -88,17 +89,17 @@ def test_fused_ppt_threshold_extremes(cxx, pynative, threshold, pooled):
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
     """kernel_library() with an empty cache folder; forgets the path it returned afterwards."""
-    monkeypatch.setenv(fused_step.CACHE_ENV, str(tmp_path))
-    fused_step.kernel_library.cache_clear()
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    native.compiled_library.cache_clear()
     yield tmp_path
-    fused_step.kernel_library.cache_clear()
+    native.compiled_library.cache_clear()
 
 
 def test_kernel_is_compiled_once_then_reused(cxx, fresh_cache):
     library = fused_step.kernel_library()
     assert os.path.dirname(library) == str(fresh_cache) and os.listdir(fresh_cache) == [os.path.basename(library)]
     built = os.path.getmtime(library)
-    fused_step.kernel_library.cache_clear()
+    native.compiled_library.cache_clear()
     assert fused_step.kernel_library() == library and os.path.getmtime(library) == built
 
 
@@ -110,6 +111,6 @@ def test_missing_compiler_is_a_clear_error(fresh_cache, monkeypatch):
 
 
 def test_fused_kernel_refuses_other_devices():
-    fused_step.check_device("CPU")
+    native.check_device("CPU", "token_reduction.fused_cpu_kernel")
     with pytest.raises(ValueError, match="fused_cpu_kernel runs on CPU only, but device_target is Ascend"):
-        fused_step.check_device("Ascend")
+        native.check_device("Ascend", "token_reduction.fused_cpu_kernel")

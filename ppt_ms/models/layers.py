@@ -3,6 +3,8 @@ import mindspore as ms
 from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, TruncatedNormal, Zero, One
 
+from .cpu_layers import eps_tensor, gelu_kernel, layer_norm_kernel
+
 
 def dense(in_features: int, out_features: int, bias: bool = True) -> nn.Dense:
     """Linear layer initialised as timm's ViT: truncated normal std 0.02, zero bias."""
@@ -11,30 +13,46 @@ def dense(in_features: int, out_features: int, bias: bool = True) -> nn.Dense:
 
 
 class LayerNorm(nn.Cell):
-    """LayerNorm over the last axis with timm's parameter names (weight, bias)."""
+    """LayerNorm over the last axis with timm's parameter names (weight, bias).
+    With `cpu_kernel`, inference runs the C++ kernel of cpu_layers (same function)."""
 
-    def __init__(self, dim: int, eps: float = 1e-6):
+    def __init__(self, dim: int, eps: float = 1e-6, cpu_kernel: bool = False):
         super().__init__()
         self.weight = Parameter(initializer(One(), (dim,), ms.float32), name="weight")
         self.bias = Parameter(initializer(Zero(), (dim,), ms.float32), name="bias")
         self.norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+        self.cpu_kernel = cpu_kernel
+        if cpu_kernel:
+            self.kernel = layer_norm_kernel()
+            self.eps = eps_tensor(eps)
 
     def construct(self, x):
+        if self.cpu_kernel and not self.training:
+            return self.kernel(x.astype(ms.float32), self.weight, self.bias, self.eps).astype(x.dtype)
         y, _, _ = self.norm(x, self.weight.astype(x.dtype), self.bias.astype(x.dtype))
         return y
 
 
 class Mlp(nn.Cell):
-    """fc1 -> exact GELU -> fc2; [B, N, C] -> [B, N, C]."""
+    """fc1 -> exact GELU -> fc2; [B, N, C] -> [B, N, C].
+    With `cpu_kernel`, inference runs the GELU as the C++ kernel of cpu_layers."""
 
-    def __init__(self, dim: int, hidden_dim: int):
+    def __init__(self, dim: int, hidden_dim: int, cpu_kernel: bool = False):
         super().__init__()
         self.fc1 = dense(dim, hidden_dim)
         self.act = nn.GELU(approximate=False)
         self.fc2 = dense(hidden_dim, dim)
+        self.cpu_kernel = cpu_kernel
+        if cpu_kernel:
+            self.gelu_kernel = gelu_kernel()
 
     def construct(self, x):
-        return self.fc2(self.act(self.fc1(x)))
+        x = self.fc1(x)
+        if self.cpu_kernel and not self.training:
+            x = self.gelu_kernel(x.astype(ms.float32)).astype(x.dtype)
+        else:
+            x = self.act(x)
+        return self.fc2(x)
 
 
 class DropPath(nn.Cell):

@@ -11,7 +11,7 @@ import mindspore as ms
 from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, TruncatedNormal
 
-from ..token_reduction.fused_step import check_device
+from ..native import check_device
 from ..token_reduction.reducers import build_reducer
 from ..token_reduction.schedule import BlockPlan, plan_from_config
 from ..token_reduction.sums import sum_heads
@@ -36,7 +36,7 @@ def token_reduction_settings(token_reduction: Optional[Mapping]) -> dict:
     if settings["threshold"] is None or settings["threshold"] < 0:
         raise ValueError("token_reduction.threshold must be >= 0, got %r" % settings["threshold"])
     if settings["fused_cpu_kernel"]:
-        check_device(ms.get_context("device_target"))
+        check_device(ms.get_context("device_target"), "token_reduction.fused_cpu_kernel")
     return settings
 
 
@@ -47,13 +47,13 @@ class Block(nn.Cell):
 
     def __init__(self, dim, num_heads, mlp_ratio, qkv_bias, drop_path, plan: BlockPlan,
                  proportional: bool, num_prefix_tokens: int, threshold: float, trace_source: bool,
-                 fused_cpu_kernel: bool = False):
+                 fused_cpu_kernel: bool = False, cpu_kernels: bool = False):
         super().__init__()
-        self.norm1 = LayerNorm(dim)
+        self.norm1 = LayerNorm(dim, cpu_kernel=cpu_kernels)
         self.attn = Attention(dim, num_heads, qkv_bias)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.norm2 = LayerNorm(dim, cpu_kernel=cpu_kernels)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), cpu_kernel=cpu_kernels)
         self.plan = plan
         self.proportional = proportional
         self.reducer = build_reducer(plan.method, plan.r, plan.tokens_in, num_prefix_tokens, trace_source, threshold,
@@ -107,12 +107,16 @@ class Block(nn.Cell):
 
 class VisionTransformer(nn.Cell):
     """ViT/DeiT classifier: [B, 3, H, W] -> logits [B, num_classes]
-    (with `trace_source`: (logits, source [B, N_final, N_input]))."""
+    (with `trace_source`: (logits, source [B, N_final, N_input])).
+    `cpu_kernels`: in inference, GELU and LayerNorm run as C++ CPU kernels (models/cpu_layers)."""
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, embed_dim=768, depth=12,
                  num_heads=12, mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.0, distilled=False,
-                 token_reduction: Optional[Mapping] = None):
+                 token_reduction: Optional[Mapping] = None, cpu_kernels: bool = False):
         super().__init__()
+        if cpu_kernels:
+            check_device(ms.get_context("device_target"), "model.cpu_kernels")
+        self.cpu_kernels = bool(cpu_kernels)
         if num_classes <= 0:
             raise ValueError("num_classes must be > 0, got %r" % num_classes)
         self.num_classes = num_classes
@@ -138,9 +142,10 @@ class VisionTransformer(nn.Cell):
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i], self.plan[i],
                   proportional=bool(tr["prop_attn"]) and i > first_reducing,
                   num_prefix_tokens=self.num_prefix_tokens, threshold=float(tr["threshold"]),
-                  trace_source=self.trace_source, fused_cpu_kernel=bool(tr["fused_cpu_kernel"]))
+                  trace_source=self.trace_source, fused_cpu_kernel=bool(tr["fused_cpu_kernel"]),
+                  cpu_kernels=self.cpu_kernels)
             for i in range(depth)])
-        self.norm = LayerNorm(embed_dim)
+        self.norm = LayerNorm(embed_dim, cpu_kernel=self.cpu_kernels)
         self.head = dense(embed_dim, num_classes)
         if distilled:
             self.head_dist = dense(embed_dim, num_classes)

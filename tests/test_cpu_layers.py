@@ -1,0 +1,126 @@
+"""GELU and LayerNorm as C++ CPU kernels (model.cpu_kernels) against float64 NumPy,
+inside whole models against the NumPy reference, and where they must not be used
+(training, export, other devices, no compiler)."""
+import logging
+
+import numpy as np
+import pytest
+import mindspore as ms
+from mindspore import nn, ops
+from scipy.special import erf
+
+import numpy_reference as ref
+from tiny_vit import TINY, TOLERANCE, build_tiny, reference_logits, tiny_params
+from ppt_ms.builder import use_cpu_kernels
+from ppt_ms.export import ExportError, export_network
+from ppt_ms.models import create_model
+from ppt_ms.models.cpu_layers import eps_tensor, gelu_kernel, layer_norm_kernel
+
+pytestmark = pytest.mark.usefixtures("cxx")
+F32_EPS = 2.0 ** -23
+
+
+class Kernel(nn.Cell):
+    """A Custom primitive as a Cell, so that graph mode compiles it."""
+
+    def __init__(self, kernel):
+        super().__init__()
+        self.kernel = kernel
+
+    def construct(self, *inputs):
+        return self.kernel(*inputs)
+
+
+def exact_gelu(x):
+    x = x.astype(np.float64)
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def exact_layer_norm(x, weight, bias, eps):
+    x = x.astype(np.float64)
+    mean = x.mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps) * weight + bias
+
+
+def test_gelu_is_within_float32_rounding_of_the_exact_function(mode):
+    grid = np.linspace(-20.0, 20.0, 400_003, dtype=np.float32)  # large enough for the threaded path
+    special = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-6, -1e-6, 88.0, -88.0, 1e4, -1e4, 3e38, -3e38], np.float32)
+    x = np.concatenate([grid, special]).reshape(-1, 5)  # 80003 rows: chunks of odd sizes across threads
+    y = Kernel(gelu_kernel())(ms.Tensor(x)).asnumpy()
+    expected = exact_gelu(x)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    # a few float32 roundings of the result; MindSpore's own erf formulation is off by as much (4.5e-7)
+    assert np.all(np.abs(y - expected) <= 5e-7 + 2 * F32_EPS * np.abs(expected))
+    assert np.all(y[x == 0] == 0) and np.all(y[x <= -20] <= 0)
+
+
+def test_gelu_matches_mindspore_gelu_on_activations(mode):
+    x = np.random.default_rng(0).standard_normal((3, 50, 96)).astype(np.float32) * 3
+    ours = Kernel(gelu_kernel())(ms.Tensor(x)).asnumpy()
+    theirs = nn.GELU(approximate=False)(ms.Tensor(x)).asnumpy()
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(5, 8), (2, 7, 37), (4, 197, 385)])
+def test_layer_norm_matches_float64(mode, shape):
+    rng = np.random.default_rng(sum(shape))
+    # rows far from zero mean and with a small spread: the sums must not lose the spread
+    x = (rng.standard_normal(shape) * 0.05 + rng.uniform(-30, 30, shape[:-1] + (1,))).astype(np.float32)
+    weight = rng.standard_normal(shape[-1]).astype(np.float32)
+    bias = rng.standard_normal(shape[-1]).astype(np.float32)
+    y = Kernel(layer_norm_kernel())(*(ms.Tensor(a) for a in (x, weight, bias)), eps_tensor(1e-6)).asnumpy()
+    expected = exact_layer_norm(x, weight, bias, 1e-6)
+    assert y.shape == x.shape
+    # float32 inputs carry ~|x| * 6e-8 of rounding, which a spread of 0.05 turns into ~4e-5 relative
+    np.testing.assert_allclose(y, expected, rtol=0, atol=5e-4 * np.abs(expected).max())
+    mindspore_norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=1e-6)
+    theirs = mindspore_norm(ms.Tensor(x), ms.Tensor(weight), ms.Tensor(bias))[0].asnumpy()
+    assert np.abs(y - expected).max() <= np.abs(theirs - expected).max() + 1e-6
+
+
+@pytest.mark.parametrize("reduction", [None, ref.Reduction("tome", 6), ref.Reduction("ppt", 20, [1, 2], 1.08e-4)],
+                         ids=["none", "tome", "ppt"])
+def test_model_with_cpu_kernels_matches_reference(mode, reduction):
+    params = tiny_params(1)
+    images = ref.sample_images(2, batch=6)
+    settings = None
+    if reduction is not None:
+        settings = {"method": reduction.method, "r": reduction.r, "threshold": reduction.threshold or 0.0}
+        if reduction.layers:
+            settings["layers"] = list(reduction.layers)
+    net = build_tiny(params, token_reduction=settings, cpu_kernels=True)
+    assert net.cpu_kernels
+    logits = net(ms.Tensor(images)).asnumpy()
+    np.testing.assert_allclose(logits, reference_logits(params, images, reduction), rtol=0, atol=TOLERANCE)
+
+
+def test_training_uses_mindspore_ops(graph):
+    """In training the kernels (which have no backward) are not used: the forward is the ops path's."""
+    params = tiny_params(2)
+    images = ms.Tensor(ref.sample_images(3, batch=2))
+    with_kernels, without = build_tiny(params, cpu_kernels=True), build_tiny(params)
+    with_kernels.set_train(True)
+    without.set_train(True)
+    np.testing.assert_array_equal(with_kernels(images).asnumpy(), without(images).asnumpy())
+
+    def loss(x):
+        return with_kernels(x).sum()
+
+    grads = ms.grad(loss, grad_position=None, weights=with_kernels.trainable_params())(images)
+    assert len(grads) == len(with_kernels.trainable_params())
+    assert all(np.isfinite(g.asnumpy()).all() for g in grads)
+    assert np.abs(grads[0].asnumpy()).max() > 0
+
+
+def test_export_refuses_a_network_with_cpu_kernels(tmp_path):
+    net = create_model("vit_quickstart", cpu_kernels=True)
+    with pytest.raises(ExportError, match="CPU kernels.*model.cpu_kernels: false"):
+        export_network(net, ms.Tensor(np.zeros((1, 3, 32, 32), np.float32)), str(tmp_path / "net.mindir"))
+
+
+def test_config_switch_needs_cpu_and_a_compiler(monkeypatch, caplog):
+    assert use_cpu_kernels(True) and not use_cpu_kernels(False)
+    monkeypatch.setenv("CXX", "no-such-compiler-ppt-ms")
+    with caplog.at_level(logging.WARNING):
+        assert not use_cpu_kernels(True)
+    assert "model.cpu_kernels: no C++ compiler (no-such-compiler-ppt-ms)" in caplog.text
