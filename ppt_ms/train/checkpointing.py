@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
-import mindspore as ms
 from mindspore import Parameter, Tensor
 
 from ..checkpoint import read_state_dict, save_checkpoint_atomic
