@@ -86,6 +86,7 @@ from .builder import build_model
 from .config import FUSED, ConfigError, make_config
 from .export import sample_images
 from .flops import count_macs
+from .profile_ops import profile_ops
 
 PAPER_SETTINGS = {
     "none": {},
@@ -431,8 +432,23 @@ def profile_reduction(net: nn.Cell, method: str, batch_size: int, warmup: int, r
 
 # ---- the whole benchmark ----
 
-def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reduction_profile: bool = False) -> dict:
-    """Benchmark the config's compared methods side by side; returns the JSON-ready result."""
+def cpu_model() -> str:
+    """The processor's model name (what lscpu prints), for every result: speed depends on it."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reduction_profile: bool = False,
+                  with_ops_profile: bool = False) -> dict:
+    """Benchmark the config's compared methods side by side; returns the JSON-ready result.
+    with_ops_profile adds, per batch size and variant, the per-kernel profile of the whole
+    forward (ppt_ms.profile_ops)."""
     bench, model = cfg["benchmark"], cfg["model"]
     configs = variant_configs(cfg, bench["compare"], overrides)
     nets = build_variants(configs, weights or model["pretrained"])
@@ -444,7 +460,7 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
     variants = {method: {"token_reduction": dict(net.token_reduction), "tokens_per_block": net.tokens_per_block,
                          "macs_per_image": macs[method], "macs_ratio_to_none": ratio_to_none(macs, method)}
                 for method, net in nets.items()}
-    results, profile = [], []
+    results, profile, ops_profiles = [], [], []
     seed = cfg["system"]["seed"]
     for batch_size in bench["batch_sizes"]:
         images = sample_images(batch_size, model["img_size"], seed)
@@ -462,6 +478,10 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
                 "memory_mb": {"first_call_peak": _rounded(timing.first_call_peak_mb),
                               "first_call_retained": _rounded(timing.first_call_retained_mb),
                               "timed_calls_peak": _rounded(timing.timed_calls_peak_mb)}})
+        if with_ops_profile:
+            for method, net in nets.items():
+                ops_profiles.append({"batch_size": batch_size, "method": method,
+                                     **profile_ops(partial(_forward, net, images))})
         if with_reduction_profile:
             for method, net in nets.items():
                 row = profile_reduction(net, method, batch_size, bench["warmup"], bench["repeats"], seed)
@@ -471,11 +491,13 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
         "model": model["name"], "img_size": model["img_size"], "num_classes": model["num_classes"],
         "weights": weights or model["pretrained"], "mode": cfg["system"]["mode"], "dtype": "float32",
         "warmup": bench["warmup"], "repeats": bench["repeats"], "batch_sizes": list(bench["batch_sizes"]),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": sys.version.split()[0], "mindspore": ms.__version__},
         "memory_note": MEMORY_NOTE, "variants": variants, "results": results}
     if with_reduction_profile:
         report["reduction_profile"] = profile
+    if with_ops_profile:
+        report["ops_profile"] = ops_profiles
     return report
 
 
@@ -497,9 +519,9 @@ def _optional(value, pattern):
 
 def format_benchmark(report: dict) -> str:
     """The report as fixed-width tables (throughput; then the reduction profile if present)."""
-    lines = ["%s, %d px, %s mode, %s; weights: %s; %d warm-up calls, %d interleaved rounds; %s CPUs"
+    lines = ["%s, %d px, %s mode, %s; weights: %s; %d warm-up calls, %d interleaved rounds; %s, %s CPUs"
              % (report["model"], report["img_size"], report["mode"], report["dtype"], report["weights"] or "random",
-                report["warmup"], report["repeats"], report["machine"]["cpu_count"])]
+                report["warmup"], report["repeats"], report["machine"]["cpu"], report["machine"]["cpu_count"])]
     for method, variant in report["variants"].items():
         lines.append("  %-5s tokens after each block %s" % (method, variant["tokens_per_block"]))
     header = ("batch", "method", "img/s median", "[q1, q3]", "vs none", "[q1, q3]", "compile s", "GMACs/img",
@@ -525,4 +547,32 @@ def format_benchmark(report: dict) -> str:
                  "[%.1f, %.1f]" % tuple(100 * v for v in p["reduction_share_q1_q3"]))
                 for p in report["reduction_profile"]]
         lines += _table(header, rows)
+    for batch_size in sorted({p["batch_size"] for p in report.get("ops_profile", [])}):
+        lines += format_ops_profile([p for p in report["ops_profile"] if p["batch_size"] == batch_size])
     return "\n".join(lines)
+
+
+OPS_PROFILE_TOP = 12
+
+
+def format_ops_profile(profiles: List[dict]) -> List[str]:
+    """One batch size's kernel profiles side by side: ms per call of the kernel types that
+    take most time in any variant, the rest, and the time outside kernels."""
+    by_type = [{k["type"]: k for k in p["kernels"]} for p in profiles]
+    ranked = sorted({t for kinds in by_type for t in kinds}, key=lambda t: -max(k.get(t, {"ms": 0})["ms"]
+                                                                                   for k in by_type))
+    top = ranked[:OPS_PROFILE_TOP]
+    lines = ["kernel profile, batch %d: ms per forward call (MindSpore profiler, %d calls; count = kernels per "
+             "call)" % (profiles[0]["batch_size"], profiles[0]["calls"])]
+    header = ("kernel",) + tuple("%s ms (count)" % p["method"] for p in profiles)
+
+    def cell(kinds, name):
+        kind = kinds.get(name)
+        return "-" if kind is None else "%.1f (%d)" % (kind["ms"], kind["count"])
+    rows = [(name,) + tuple(cell(kinds, name) for kinds in by_type) for name in top]
+    rows.append(("other kernels",) + tuple("%.1f" % sum(k["ms"] for t, k in kinds.items() if t not in top)
+                                           for kinds in by_type))
+    rows.append(("all kernels",) + tuple("%.1f" % p["kernel_ms"] for p in profiles))
+    rows.append(("outside kernels",) + tuple("%.1f" % p["outside_kernels_ms"] for p in profiles))
+    rows.append(("wall, profiling",) + tuple("%.1f" % p["wall_ms"] for p in profiles))
+    return lines + _table(header, rows)

@@ -14,6 +14,7 @@ from mindspore import nn
 from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, Chained, ReductionStep, RssProbe,
                               build_variants, marginal_per_round, paired_speedup, random_block_inputs, throughput,
                               time_side_by_side, variant_configs)
+from ppt_ms import native
 from ppt_ms.config import ConfigError, load_config
 from ppt_ms.flops import count_macs_for
 
@@ -155,7 +156,7 @@ def tool_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("bench") / "bench.json")
     argv = ["--config", QUICKSTART, "--set", "benchmark.batch_sizes=[2]", "--benchmark.compare", "none", "ppt",
             "--benchmark.warmup", "1", "--benchmark.repeats", "3", "--set", "token_reduction.layers=[1]",
-            "--profile_reduction", "--json", out]
+            "--profile_reduction", "--profile_ops", "--json", out]
     status = load_tool("benchmark").main(argv)
     with open(out) as handle:
         return status, json.load(handle)
@@ -165,13 +166,42 @@ def test_tool_writes_the_documented_fields(tool_run):
     status, report = tool_run
     assert status == 0
     for key in ("model", "img_size", "num_classes", "weights", "mode", "dtype", "warmup", "repeats", "batch_sizes",
-                "machine", "memory_note", "variants", "results", "reduction_profile"):
+                "machine", "memory_note", "variants", "results", "reduction_profile", "ops_profile"):
         assert key in report, key
     assert (report["model"], report["mode"], report["dtype"], report["batch_sizes"]) == \
         ("vit_quickstart", "graph", "float32", [2])
     assert [(r["batch_size"], r["method"]) for r in report["results"]] == [(2, "none"), (2, "ppt")]
     ppt = report["variants"]["ppt"]["token_reduction"]
     assert (ppt["r"], ppt["layers"], ppt["threshold"], ppt["trace_source"]) == (8, [1], 7e-5, False)
+
+
+def test_tool_names_the_cpu(tool_run):
+    with open("/proc/cpuinfo") as cpuinfo:
+        names = {line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")}
+    assert tool_run[1]["machine"]["cpu"] in names
+
+
+def test_tool_profiles_every_kernel_of_the_whole_forward(tool_run):
+    """vit_quickstart (4 blocks) runs 18 dense layers: patch embedding, qkv, proj, fc1 and fc2 per
+    block, head; and 9 LayerNorms and 4 GELUs, as CPU kernels when they can be built."""
+    _, report = tool_run
+    profiles = {p["method"]: p for p in report["ops_profile"]}
+    assert set(profiles) == {"none", "ppt"} and all(p["batch_size"] == 2 for p in profiles.values())
+    none = {k["type"]: k for k in profiles["none"]["kernels"]}
+    assert none["MatMul"]["count"] == 18
+    if native.compiler_available():
+        assert none["Custom"]["count"] == 13 and "Erf" not in none and "LayerNorm" not in none
+    else:
+        assert none["Erf"]["count"] == 4 and none["LayerNorm"]["count"] == 9
+    for profile in profiles.values():
+        kernels = profile["kernels"]
+        assert profile["kernel_ms"] == pytest.approx(sum(k["ms"] for k in kernels))
+        assert sum(k["share"] for k in kernels) == pytest.approx(1.0)
+        assert [k["ms"] for k in kernels] == sorted((k["ms"] for k in kernels), reverse=True)
+        assert profile["outside_kernels_ms"] == pytest.approx(profile["wall_ms"] - profile["kernel_ms"])
+        assert 0 < profile["kernel_ms"] < profile["wall_ms"]
+    ppt = {k["type"] for k in profiles["ppt"]["kernels"]}
+    assert {"Sort", "Gather"} & ppt and not {"Sort", "Gather"} & set(none)
 
 
 def test_tool_macs_and_tokens_match_count_macs_and_the_plan(tool_run):

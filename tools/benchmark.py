@@ -12,7 +12,8 @@ threshold 7e-5; pruning r 50 at [3, 6, 9]) unless --variant METHOD.KEY=VALUE say
 Compile time (first call) is reported apart; after benchmark.warmup calls, benchmark.repeats rounds
 time the methods in turn (rotating the order), so machine noise hits all of them alike. Reported:
 median images/s with quartiles, ratio to method none, MACs per image, memory (process RSS).
---profile_reduction also measures the first reducing block and its reduction step, each as it costs
+--profile_ops adds each variant's per-kernel profile of the whole forward (top kernels, the time outside
+kernels). --profile_reduction also measures the first reducing block and its reduction step, each as it costs
 inside a graph (chained runs minus a control; see ppt_ms.benchmark), and the step's share of the block.
 """
 import sys
@@ -33,6 +34,9 @@ def tool_arguments(parser):
                         help="token_reduction setting of one compared method, e.g. tome.r=8 (repeatable)")
     parser.add_argument("--profile_reduction", action="store_true",
                         help="also measure the reduction step's share of its block, inside a graph")
+    parser.add_argument("--profile_ops", action="store_true",
+                        help="also profile each variant's whole forward per kernel type (MindSpore profiler): "
+                             "where the time goes, and how much is outside kernels")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
 
 
@@ -40,7 +44,7 @@ def main(argv=None) -> int:
     cfg, args = parse_cli(argv, __doc__, extra=tool_arguments)
     try:
         setup_context(cfg["system"])
-        report = run_benchmark(cfg, args.ckpt, args.variant, args.profile_reduction)
+        report = run_benchmark(cfg, args.ckpt, args.variant, args.profile_reduction, args.profile_ops)
     except (BenchmarkError, CheckpointError, ValueError, RuntimeError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 1
