@@ -86,7 +86,8 @@ inline float Gelu(float x) {
   p = p * t + 0.37409196f;
   p = p * t + 1.00002368f;
   p = p * t - 1.26551223f;
-  const float half_erfc = unclamped < 9.0f ? 0.5f * t * ExpNonPositive(p - z * z) : 0.0f;
+  // computed for every x, then masked (a select around the call would stop the vectorisation)
+  const float half_erfc = 0.5f * t * ExpNonPositive(p - z * z) * static_cast<float>(unclamped < 9.0f);
   return x * (x >= 0.0f ? 1.0f - half_erfc : half_erfc);
 }
 
