@@ -188,7 +188,17 @@ def _status_mb(field_name: str) -> Optional[float]:
     return None
 
 
+_PEAKS_BEFORE_RESETS = [0.0]  # VmHWM read before each reset, so the process's own peak is not lost
+
+
+def process_peak_rss_mb() -> Optional[float]:
+    """The most resident memory this process has had (MB), across the probes' resets."""
+    current = _status_mb("VmHWM")
+    return None if current is None else max(current, *_PEAKS_BEFORE_RESETS)
+
+
 def _reset_peak_rss() -> bool:
+    _PEAKS_BEFORE_RESETS.append(_status_mb("VmHWM") or 0.0)
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")
@@ -493,7 +503,8 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
         "warmup": bench["warmup"], "repeats": bench["repeats"], "batch_sizes": list(bench["batch_sizes"]),
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": sys.version.split()[0], "mindspore": ms.__version__},
-        "memory_note": MEMORY_NOTE, "variants": variants, "results": results}
+        "memory_note": MEMORY_NOTE, "variants": variants, "results": results,
+        "process_peak_rss_mb": _rounded(process_peak_rss_mb())}
     if with_reduction_profile:
         report["reduction_profile"] = profile
     if with_ops_profile:
@@ -524,6 +535,12 @@ def format_benchmark(report: dict) -> str:
                 report["warmup"], report["repeats"], report["machine"]["cpu"], report["machine"]["cpu_count"])]
     for method, variant in report["variants"].items():
         lines.append("  %-5s tokens after each block %s" % (method, variant["tokens_per_block"]))
+    if report.get("isolated"):
+        lines.append("each variant in its own process: vs none is a ratio of medians (not paired); peak RSS of "
+                     "each process, MB: %s" % ", ".join("%s %s" % (m, _optional(p, "%.0f"))
+                                                          for m, p in report["process_peak_rss_mb"].items()))
+    else:
+        lines.append("peak RSS of the process: %s MB" % _optional(report["process_peak_rss_mb"], "%.0f"))
     header = ("batch", "method", "img/s median", "[q1, q3]", "vs none", "[q1, q3]", "compile s", "GMACs/img",
               "MACs vs none", "peak MB 1st call", "peak MB timed")
     rows = [(r["batch_size"], r["method"], "%.1f" % r["images_per_s"]["median"],

@@ -299,6 +299,7 @@ _SCHEMA = {
         "compare": (["none", "tome", "ppt"], _List(_Choice(*BENCHMARK_VARIANTS), min_length=1, unique=True)),
         "warmup": (3, _Int(0)),
         "repeats": (10, _Int(1)),
+        "isolate": (False, _Bool()),  # each variant in its own process: memory per variant, unpaired ratios
     },
     "system": {
         "device_target": ("CPU", _Choice("CPU", "GPU", "Ascend")),

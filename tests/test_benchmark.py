@@ -17,6 +17,7 @@ from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, Chained, Reduction
 from ppt_ms import native
 from ppt_ms.config import ConfigError, load_config
 from ppt_ms.flops import count_macs_for
+from ppt_ms.isolated_benchmark import merge_reports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
@@ -295,3 +296,36 @@ def test_tool_reports_a_bad_variant_before_any_work(capsys):
     status = load_tool("benchmark").main(["--config", QUICKSTART, "--variant", "prune.r=3"])
     assert status == 1
     assert "variant override 'prune.r=3' is for method 'prune', which is not compared" in capsys.readouterr().err
+
+
+# ---- one process per variant ----
+
+def test_merged_reports_take_each_variants_memory_and_a_ratio_of_medians():
+    def report(method, seconds, peak):
+        return {"batch_sizes": [1, 4], "variants": {method: {"tokens_per_block": [method]}}, "process_peak_rss_mb": peak,
+                "results": [{"batch_size": b, "method": method, "seconds": s, "speedup_vs_none": 1.0,
+                             "speedup_vs_none_q1_q3": [1.0, 1.0]} for b, s in zip([4, 1], seconds)]}
+    merged = merge_reports([report("none", ([4.0, 2.0, 3.0], [1.0]), 900.0),
+                            report("ppt", ([1.0, 2.0, 1.5], [0.5]), 700.0)])
+    assert merged["isolated"] and merged["process_peak_rss_mb"] == {"none": 900.0, "ppt": 700.0}
+    assert list(merged["variants"]) == ["none", "ppt"]
+    rows = [(r["batch_size"], r["method"], r["speedup_vs_none"], r["speedup_vs_none_q1_q3"]) for r in merged["results"]]
+    assert rows == [(1, "none", 1.0, None), (1, "ppt", 2.0, None), (4, "none", 1.0, None), (4, "ppt", 2.0, None)]
+
+
+def test_tool_runs_each_variant_in_its_own_process(tmp_path, capsys):
+    out = str(tmp_path / "isolated.json")
+    status = load_tool("benchmark").main(["--config", QUICKSTART, "--set", "benchmark.batch_sizes=[2]",
+                                          "--benchmark.compare", "none", "ppt", "--benchmark.warmup", "0",
+                                          "--benchmark.repeats", "2", "--benchmark.isolate", "true", "--json", out])
+    printed = capsys.readouterr().out
+    assert status == 0
+    with open(out) as handle:
+        report = json.load(handle)
+    assert report["isolated"] and set(report["process_peak_rss_mb"]) == {"none", "ppt"}
+    assert all(peak > 100 for peak in report["process_peak_rss_mb"].values())  # MindSpore alone takes more
+    assert [(r["batch_size"], r["method"]) for r in report["results"]] == [(2, "none"), (2, "ppt")]
+    ppt = report["results"][1]
+    assert ppt["speedup_vs_none"] == pytest.approx(np.median(report["results"][0]["seconds"]) /
+                                                   np.median(ppt["seconds"]))
+    assert "each variant in its own process" in printed

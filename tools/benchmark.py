@@ -15,6 +15,8 @@ median images/s with quartiles, ratio to method none, MACs per image, memory (pr
 --profile_ops adds each variant's per-kernel profile of the whole forward (top kernels, the time outside
 kernels). --profile_reduction also measures the first reducing block and its reduction step, each as it costs
 inside a graph (chained runs minus a control; see ppt_ms.benchmark), and the step's share of the block.
+--benchmark.isolate true runs every variant in a process of its own (ppt_ms.isolated_benchmark): each
+variant's memory alone, at the price of unpaired ratios.
 """
 import sys
 from pathlib import Path
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ppt_ms.benchmark import BenchmarkError, format_benchmark, run_benchmark, write_json  # noqa: E402
 from ppt_ms.builder import setup_context  # noqa: E402
+from ppt_ms.isolated_benchmark import run_isolated  # noqa: E402
 from ppt_ms.checkpoint import CheckpointError  # noqa: E402
 from ppt_ms.config import parse_cli  # noqa: E402
 
@@ -44,7 +47,10 @@ def main(argv=None) -> int:
     cfg, args = parse_cli(argv, __doc__, extra=tool_arguments)
     try:
         setup_context(cfg["system"])
-        report = run_benchmark(cfg, args.ckpt, args.variant, args.profile_reduction, args.profile_ops)
+        if cfg["benchmark"]["isolate"]:
+            report = run_isolated(__file__, argv if argv is not None else sys.argv[1:], cfg["benchmark"]["compare"])
+        else:
+            report = run_benchmark(cfg, args.ckpt, args.variant, args.profile_reduction, args.profile_ops)
     except (BenchmarkError, CheckpointError, ValueError, RuntimeError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 1
