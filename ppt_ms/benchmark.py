@@ -87,6 +87,9 @@ from .config import FUSED, ConfigError, make_config
 from .export import sample_images
 from .flops import count_macs
 from .profile_ops import profile_ops
+from .train.loss import create_loss
+from .train.optimizer import AdamW, param_groups
+from .train.step import TrainStep
 
 PAPER_SETTINGS = {
     "none": {},
@@ -284,7 +287,21 @@ def paired_speedup(baseline_seconds: List[float], seconds: List[float]):
 
 def _forward(net: nn.Cell, *inputs):
     """One timed call: the network's (first) output copied to the host, which waits for it."""
-    return net(*inputs).asnumpy()
+    out = net(*inputs)
+    return (out[0] if isinstance(out, tuple) else out).asnumpy()
+
+
+TRAINING_LR = 1e-4  # any small rate: the step's cost does not depend on it
+
+
+def training_step_call(net: nn.Cell, images, num_classes: int, seed: int) -> Callable[[], object]:
+    """One timed training call of `net`: forward, loss (label smoothing 0.1), backward and an
+    AdamW update with DeiT's parameter groups, as tools/train.py runs it in float32."""
+    net.set_train(True)
+    groups = [g for g in param_groups(net.trainable_params(), 0.05) if g["params"]]
+    step = TrainStep(net, create_loss(False, 0.1), AdamW(groups, TRAINING_LR))
+    labels = ms.Tensor(np.random.default_rng(seed).integers(0, num_classes, images.shape[0]), ms.int32)
+    return partial(_forward, step, images, labels)
 
 
 def _rounded(value, digits=1):
@@ -474,8 +491,11 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
     seed = cfg["system"]["seed"]
     for batch_size in bench["batch_sizes"]:
         images = sample_images(batch_size, model["img_size"], seed)
-        timings = time_side_by_side({m: partial(_forward, net, images) for m, net in nets.items()},
-                                    bench["warmup"], bench["repeats"])
+        if bench["training"]:
+            calls = {m: training_step_call(net, images, model["num_classes"], seed) for m, net in nets.items()}
+        else:
+            calls = {m: partial(_forward, net, images) for m, net in nets.items()}
+        timings = time_side_by_side(calls, bench["warmup"], bench["repeats"])
         for method, timing in timings.items():
             speedup = paired_speedup(timings["none"].seconds, timing.seconds) if "none" in timings else None
             results.append({
@@ -489,9 +509,8 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
                               "first_call_retained": _rounded(timing.first_call_retained_mb),
                               "timed_calls_peak": _rounded(timing.timed_calls_peak_mb)}})
         if with_ops_profile:
-            for method, net in nets.items():
-                ops_profiles.append({"batch_size": batch_size, "method": method,
-                                     **profile_ops(partial(_forward, net, images))})
+            for method, call in calls.items():
+                ops_profiles.append({"batch_size": batch_size, "method": method, **profile_ops(call)})
         if with_reduction_profile:
             for method, net in nets.items():
                 row = profile_reduction(net, method, batch_size, bench["warmup"], bench["repeats"], seed)
@@ -500,6 +519,7 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
     report = {
         "model": model["name"], "img_size": model["img_size"], "num_classes": model["num_classes"],
         "weights": weights or model["pretrained"], "mode": cfg["system"]["mode"], "dtype": "float32",
+        "task": "training step (forward, backward, AdamW)" if bench["training"] else "inference",
         "warmup": bench["warmup"], "repeats": bench["repeats"], "batch_sizes": list(bench["batch_sizes"]),
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": sys.version.split()[0], "mindspore": ms.__version__},
@@ -530,8 +550,9 @@ def _optional(value, pattern):
 
 def format_benchmark(report: dict) -> str:
     """The report as fixed-width tables (throughput; then the reduction profile if present)."""
-    lines = ["%s, %d px, %s mode, %s; weights: %s; %d warm-up calls, %d interleaved rounds; %s, %s CPUs"
-             % (report["model"], report["img_size"], report["mode"], report["dtype"], report["weights"] or "random",
+    lines = ["%s: %s, %d px, %s mode, %s; weights: %s; %d warm-up calls, %d interleaved rounds; %s, %s CPUs"
+             % (report["task"], report["model"], report["img_size"], report["mode"], report["dtype"],
+                report["weights"] or "random",
                 report["warmup"], report["repeats"], report["machine"]["cpu"], report["machine"]["cpu_count"])]
     for method, variant in report["variants"].items():
         lines.append("  %-5s tokens after each block %s" % (method, variant["tokens_per_block"]))

@@ -299,6 +299,7 @@ _SCHEMA = {
         "compare": (["none", "tome", "ppt"], _List(_Choice(*BENCHMARK_VARIANTS), min_length=1, unique=True)),
         "warmup": (3, _Int(0)),
         "repeats": (10, _Int(1)),
+        "training": (False, _Bool()),  # time a training step (forward, backward, AdamW) instead of inference
         "isolate": (False, _Bool()),  # each variant in its own process: memory per variant, unpaired ratios
     },
     "system": {

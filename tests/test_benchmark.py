@@ -11,12 +11,13 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
-from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, Chained, ReductionStep, RssProbe,
+from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, Chained, ReductionStep, RssProbe, training_step_call,
                               build_variants, marginal_per_round, paired_speedup, random_block_inputs, throughput,
                               time_side_by_side, variant_configs)
 from ppt_ms import native
 from ppt_ms.config import ConfigError, load_config
 from ppt_ms.flops import count_macs_for
+from ppt_ms.export import sample_images
 from ppt_ms.isolated_benchmark import merge_reports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -329,3 +330,28 @@ def test_tool_runs_each_variant_in_its_own_process(tmp_path, capsys):
     assert ppt["speedup_vs_none"] == pytest.approx(np.median(report["results"][0]["seconds"]) /
                                                    np.median(ppt["seconds"]))
     assert "each variant in its own process" in printed
+
+
+# ---- training mode ----
+
+def test_training_call_runs_a_whole_training_step():
+    net = build_variants(variant_configs(quickstart(), ["ppt"]))["ppt"]
+    before = {p.name: p.asnumpy().copy() for p in net.trainable_params()}
+    call = training_step_call(net, sample_images(2, 32, 0), 10, 0)
+    loss = call()
+    assert net.training and np.isfinite(loss) and loss.shape == ()
+    changed = [name for name, value in before.items()
+               if not np.array_equal(value, net.parameters_dict()[name].asnumpy())]
+    assert len(changed) == len(before)  # AdamW moves every parameter (first step: by about lr)
+
+
+def test_tool_times_training_steps(tmp_path):
+    out = str(tmp_path / "train.json")
+    status = load_tool("benchmark").main(["--config", QUICKSTART, "--set", "benchmark.batch_sizes=[2]",
+                                          "--benchmark.compare", "none", "tome", "--benchmark.warmup", "0",
+                                          "--benchmark.repeats", "2", "--benchmark.training", "true", "--json", out])
+    assert status == 0
+    with open(out) as handle:
+        report = json.load(handle)
+    assert report["task"].startswith("training step")
+    assert [(r["method"], len(r["seconds"])) for r in report["results"]] == [("none", 2), ("tome", 2)]

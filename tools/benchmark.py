@@ -15,6 +15,7 @@ median images/s with quartiles, ratio to method none, MACs per image, memory (pr
 --profile_ops adds each variant's per-kernel profile of the whole forward (top kernels, the time outside
 kernels). --profile_reduction also measures the first reducing block and its reduction step, each as it costs
 inside a graph (chained runs minus a control; see ppt_ms.benchmark), and the step's share of the block.
+--benchmark.training true times a training step (forward, backward, AdamW) of each variant instead.
 --benchmark.isolate true runs every variant in a process of its own (ppt_ms.isolated_benchmark): each
 variant's memory alone, at the price of unpaired ratios.
 """
