@@ -14,6 +14,7 @@ from PIL import Image
 
 from ppt_ms.data import (BatchMixup, check_splits_match, create_dataset, dataset_summary, make_example_dataset,
                          parse_rand_augment, scan_image_folder)
+from ppt_ms.data import loader
 from ppt_ms.data.source import load_rgb
 
 MEAN = (0.485, 0.456, 0.406)
@@ -173,9 +174,13 @@ def test_digits_pipeline_shapes(digits_root):
 
 # ---------------------------------------------------------------- eval transform and sharding
 
-def test_eval_transform_matches_pil_numpy_reference(mixed_folder):
+@pytest.mark.parametrize('workers, thread_decode_max', [(1, 2), (2, 2), (2, 1)],
+                         ids=['1 worker', '2 workers, decode in a thread', '2 workers, decode in processes'])
+def test_eval_transform_matches_pil_numpy_reference(mixed_folder, monkeypatch, workers, thread_decode_max):
+    monkeypatch.setattr(loader, 'THREAD_DECODE_MAX_WORKERS', thread_decode_max)
+    assert (loader.decoding_processes(workers) > 0) == (workers > thread_decode_max)
     root, val = mixed_folder
-    dataset = create_dataset(data_cfg(root, batch_size=3), 'val', 16, 2, training=False)
+    dataset = create_dataset(data_cfg(root, batch_size=3, num_workers=workers), 'val', 16, 2, training=False)
     images, labels = collect(dataset)
     assert images.dtype == np.float32 and images.shape == (len(val), 3, 16, 16)
     assert labels.dtype == np.int32 and labels.tolist() == [label for _, label in val]

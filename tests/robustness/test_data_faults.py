@@ -38,9 +38,10 @@ def images_of(dataset):
     return sum(images.shape[0] for images, _ in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
 
 
-def test_truncated_jpeg_stops_the_pipeline_naming_the_file(folder_with_truncated_jpeg):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_truncated_jpeg_stops_the_pipeline_naming_the_file(folder_with_truncated_jpeg, workers):
     root, cut = folder_with_truncated_jpeg
-    dataset = create_dataset(data_cfg(root), "val", 16, 2, training=False)
+    dataset = create_dataset(data_cfg(root, num_workers=workers), "val", 16, 2, training=False)
     with pytest.raises(RuntimeError) as error:
         images_of(dataset)
     assert f"cannot decode image '{cut}'" in str(error.value)
