@@ -5,6 +5,10 @@ score variance is far from the threshold), properties every reduced pass must ke
 logits, sizes >= 1 that count the input patches, source maps that partition them), and
 determinism (same input twice, or alone instead of in a batch, gives the same result).
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import mindspore as ms
@@ -114,14 +118,36 @@ def test_amp_keeps_sizes_and_variance_in_float32(pynative, params, images):
         assert (size.dtype, decisions.dtype) == (ms.float32, ms.float32), "block %d" % block.plan.index
 
 
-def test_bfloat16_reduction_or_a_reasoned_skip(pynative, params, images):
-    try:
-        half = run_trace(half_precision_tracer(params, PPT, ms.bfloat16), images)
-    except (TypeError, RuntimeError) as error:
-        if "Unsupported data type" not in str(error) and "Kernel select failed" not in str(error):
-            raise
-        lines = [line for line in str(error).splitlines() if "Select CPU operator" in line] or [str(error)]
-        pytest.skip("bfloat16 has no CPU kernel here: %s" % lines[0].strip()[:160])
+BFLOAT16_PROBE = """
+import numpy as np, mindspore as ms
+import numpy_reference as ref
+from test_numerics import PPT, PPT_LAYERS, half_precision_tracer, run_trace
+from tiny_vit import tiny_params
+ms.set_context(mode=ms.PYNATIVE_MODE)
+try:
+    half = run_trace(half_precision_tracer(tiny_params(1), PPT, ms.bfloat16), ref.sample_images(0))
+except (TypeError, RuntimeError) as error:
+    if "Unsupported data type" not in str(error) and "Kernel select failed" not in str(error):
+        raise
+    lines = [line for line in str(error).splitlines() if "Select CPU operator" in line] or [str(error)]
+    print("UNSUPPORTED " + lines[0].strip()[:160])
+else:
+    np.savez(OUT, **half)
+"""
+
+
+def test_bfloat16_reduction_or_a_reasoned_skip(tmp_path, pynative, params, images):
+    """In a process of its own: after a bfloat16 forward fails on an unsupported kernel, MindSpore 2.10's
+    PyNative keeps failing that kernel (MatMul) for float32 inputs too, in every later network."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = str(tmp_path / "half.npz")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.path.dirname(here), os.path.dirname(os.path.dirname(here))]))
+    run = subprocess.run([sys.executable, "-c", "OUT = %r\n" % out + BFLOAT16_PROBE], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    if "UNSUPPORTED" in run.stdout:
+        pytest.skip("bfloat16 has no CPU kernel here: %s" % run.stdout.split("UNSUPPORTED ", 1)[1].strip())
+    half = dict(np.load(out))
     exact = run_trace(TokenTrace(build_tiny(params, token_reduction=PPT)), images)
     check_token_bookkeeping(half, pools_everything=False)
     np.testing.assert_array_equal(half["stats"][PPT_LAYERS, :, 0], exact["stats"][PPT_LAYERS, :, 0])
