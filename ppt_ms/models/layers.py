@@ -108,7 +108,6 @@ class PatchProjection(nn.Cell):
         self.weight = Parameter(initializer(TruncatedNormal(0.02), (dim, in_chans, patch_size, patch_size),
                                             ms.float32), name="weight")
         self.bias = Parameter(initializer(Zero(), (dim,), ms.float32), name="bias")
-        # primitives of this Cell's own: ops.dense's shared one would carry a Cell's to_float() cast to every net
         self.matmul = ops.MatMul(transpose_b=True)
         self.bias_add = ops.BiasAdd()
 
