@@ -218,8 +218,8 @@ def test_fused_cpu_kernel_is_left_out_of_exported_files(cxx, threshold, images, 
     weights = str(tmp_path / "quick.ckpt")
     ms.save_checkpoint(quick, weights)
     status = export_tool().main(["--config", QUICKSTART, "--ckpt", weights, "--export.batch_size", str(BATCH),
-                                 "--export.file", str(tmp_path / "ppt"), "--token_reduction.fused_cpu_kernel",
-                                 "true"])
+                                 "--export.file", str(tmp_path / "ppt"), "--token_reduction.r", "8",
+                                 "--token_reduction.fused_cpu_kernel", "true"])
     assert status == 0, capsys.readouterr().err
     batch = sample_images(BATCH, 32, 0)
     np.testing.assert_allclose(run_mindir(str(tmp_path / "ppt.mindir"), batch)[0], quick(batch).asnumpy(),
