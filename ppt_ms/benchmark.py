@@ -600,7 +600,7 @@ def format_ops_profile(profiles: List[dict]) -> List[str]:
     ranked = sorted({t for kinds in by_type for t in kinds}, key=lambda t: -max(k.get(t, {"ms": 0})["ms"]
                                                                                    for k in by_type))
     top = ranked[:OPS_PROFILE_TOP]
-    lines = ["kernel profile, batch %d: ms per forward call (MindSpore profiler, %d calls; count = kernels per "
+    lines = ["kernel profile, batch %d: ms per timed call (MindSpore profiler, %d calls; count = kernels per "
              "call)" % (profiles[0]["batch_size"], profiles[0]["calls"])]
     header = ("kernel",) + tuple("%s ms (count)" % p["method"] for p in profiles)
 

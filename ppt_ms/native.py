@@ -39,7 +39,7 @@ def compiled_library(source: str, setting: str) -> str:
     The library is written under a temporary name and renamed, so processes starting
     together (msrun workers) never load a half-written file."""
     cxx = compiler()
-    if shutil.which(cxx) is None:
+    if not compiler_available():
         raise RuntimeError("%s needs a C++ compiler to build %s, and %r was not found (set CXX, or install "
                            "g++); or set %s: false" % (setting, source, cxx, setting))
     with open(source, "rb") as f:

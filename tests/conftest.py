@@ -9,6 +9,7 @@ if ROOT not in sys.path:
 import mindspore as ms  # noqa: E402
 import pytest  # noqa: E402
 
+from ppt_ms import native  # noqa: E402
 from ppt_ms.data import make_example_dataset  # noqa: E402
 
 
@@ -61,8 +62,7 @@ def graph():
 
 @pytest.fixture(scope="session")
 def cxx():
-    """Skips the test on a machine without the C++ compiler the fused CPU kernel is built with."""
-    compiler = os.environ.get("CXX", "g++")
-    if shutil.which(compiler) is None:
-        pytest.skip("no C++ compiler (%s): the fused CPU kernel cannot be built here" % compiler)
-    return compiler
+    """Skips the test on a machine without the C++ compiler the CPU kernels are built with."""
+    if not native.compiler_available():
+        pytest.skip("no C++ compiler (%s): the CPU kernels cannot be built here" % native.compiler())
+    return native.compiler()
