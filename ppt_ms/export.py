@@ -35,6 +35,7 @@ from mindspore import nn
 
 from .builder import build_model
 from .config import make_config
+from .models.portable import onnx_formulation
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 DEFAULT_TOLERANCE = 1e-4
@@ -106,7 +107,8 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
     net.set_train(False)
     if file_format == "ONNX":
         try:
-            ms.onnx.export(net, images, file_name=path)
+            with onnx_formulation(net):
+                ms.onnx.export(net, images, file_name=path)
         except RuntimeError as error:
             operator = _unsupported_onnx_operator(error)
             if operator is None:

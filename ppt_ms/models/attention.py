@@ -21,17 +21,20 @@ class Attention(nn.Cell):
         self.scale = (dim // num_heads) ** -0.5
         self.qkv = dense(dim, dim * 3, bias=qkv_bias)
         self.proj = dense(dim, dim)
+        self.scores = ops.BatchMatMul(transpose_b=True)  # q k^T without a Transpose kernel
 
     def heads(self, x):
         b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads)
-        q, k, v = ops.unstack(qkv.transpose(2, 0, 3, 1, 4), axis=0)
+        h, d = self.num_heads, c // self.num_heads
+        qkv = self.qkv(x).reshape(b, n, 3, h, d).transpose(2, 0, 3, 1, 4)
+        # split, not unstack: MindSpore's ONNX exporter has no converter for Unstack
+        q, k, v = (t.reshape(b, h, n, d) for t in ops.split(qkv, 1, axis=0))
         return q, k, v
 
     def probabilities(self, q, k, log_size=None):
         """softmax(q k^T * d^-0.5 [+ log(size) of the key token]); log_size is [B, 1, 1, N].
         The scale multiplies q ([B, H, N, d]) rather than the N x N logits: a smaller pass."""
-        logits = ops.matmul(q * self.scale, k.transpose(0, 1, 3, 2))
+        logits = self.scores(q * self.scale, k)
         if log_size is not None:
             logits = logits + log_size.astype(logits.dtype)
         return ops.softmax(logits, axis=-1)

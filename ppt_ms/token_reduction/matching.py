@@ -9,7 +9,6 @@ import numpy as np
 import mindspore as ms
 from mindspore import ops
 
-from .gather import take_tokens
 from .sums import l2_normalize
 
 NEG_INF = float("-inf")
@@ -20,6 +19,12 @@ def bipartite_positions(num_tokens: int):
     """Constant index tensors of the A (even) and B (odd) token positions, [Na], [Nb]."""
     return (ms.Tensor(np.arange(0, num_tokens, 2, dtype=np.int32)),
             ms.Tensor(np.arange(1, num_tokens, 2, dtype=np.int32)))
+
+
+def _minus_inf_first(n: int):
+    """[-inf, 0, ..., 0] of length n: added to similarities (finite), it sets the
+    first to -inf.  Not masked_fill: MindSpore's ONNX exporter has no converter for it."""
+    return ops.concat((ops.full((1,), NEG_INF, dtype=ms.float32), ops.zeros((n - 1,), ms.float32)))
 
 
 def bipartite_matching(metric, r: int, a_positions, b_positions, distill_token: bool = False):
@@ -34,15 +39,16 @@ def bipartite_matching(metric, r: int, a_positions, b_positions, distill_token: 
     scores = _similarity(a, b)
     na, nb = scores.shape[1], scores.shape[2]
     if distill_token:
-        scores = ops.masked_fill(scores, ops.arange(nb).reshape(1, 1, nb) == 0, NEG_INF)
+        scores = scores + _minus_inf_first(nb).reshape(1, 1, nb)
 
     best_score, best_partner = ops.max(scores, axis=-1)
     # CLS's whole row at -inf, as ToMe writes it, leaves exactly this after the max
-    best_score = ops.masked_fill(best_score, ops.arange(na).reshape(1, na) == 0, NEG_INF)
-    _, by_strength = ops.sort(best_score, axis=-1, descending=True)
+    best_score = best_score + _minus_inf_first(na).reshape(1, na)
+    # full-length topk, not sort: MindSpore's ONNX exporter gives Sort a wrong k
+    _, by_strength = ops.topk(best_score, na)
     src = ops.narrow(by_strength, 1, 0, r)
-    unmerged, _ = ops.sort(ops.narrow(by_strength, 1, r, na - r).astype(ms.float32), axis=-1)
-    dst = take_tokens(best_partner.reshape(-1, na, 1), src).reshape(-1, r).astype(ms.int32)
+    unmerged, _ = ops.topk(ops.narrow(by_strength, 1, r, na - r).astype(ms.float32), na - r, largest=False)
+    dst = ops.gather_elements(best_partner, 1, src).astype(ms.int32)
     return unmerged.astype(ms.int32), src, dst
 
 

@@ -33,30 +33,32 @@ from .significance import score_variance
 DISTILL_SCORE = 1.5  # ranks the distillation token second, right after CLS (2)
 
 
-def merge_tokens(x, size, source, keep, src_pos, dst_slot, active, trace_source: bool):
+def merge_tokens(x, size, source, keep, src_pos, dst_slot, active, trace_source: bool,
+                 portable: bool = False):
     """The tokens `keep` [B, N - r]; token src_pos[:, i] is merged into output
     slot dst_slot[:, i] as a size-weighted mean, sizes add up and source rows
     are united.  `active` [B] (0/1 float) switches an image's merges off; None
-    means all on.
+    means all on.  `portable`: the formulation for ONNX export (gather.py).
 
     A slot s that receives tokens i becomes x_s + sum_i size_i / size'_s * (x_i - x_s)
     with size'_s = size_s + sum_i size_i: the weighted mean (size_s x_s +
     sum_i size_i x_i) / size'_s, written so that only the r merged rows are
     computed instead of weighting and dividing all N - r tokens.
     """
-    src_size = take_tokens(size, src_pos)
+    src_size = take_tokens(size, src_pos, portable)
     if active is not None:
         src_size = src_size * active.reshape(-1, 1, 1)
-    size = add_into(take_tokens(size, keep), dst_slot, src_size)
-    share = src_size / take_tokens(size, dst_slot)
-    dst_pos = take_tokens(keep, dst_slot)
-    delta = (take_tokens(x, src_pos).astype(ms.float32) - take_tokens(x, dst_pos).astype(ms.float32)) * share
-    merged = add_into(take_tokens(x, keep), dst_slot, delta)
+    size = add_into(take_tokens(size, keep, portable), dst_slot, src_size, portable)
+    share = src_size / take_tokens(size, dst_slot, portable)
+    dst_pos = take_tokens(keep, dst_slot, portable)
+    delta = (take_tokens(x, src_pos, portable).astype(ms.float32)
+             - take_tokens(x, dst_pos, portable).astype(ms.float32)) * share
+    merged = add_into(take_tokens(x, keep, portable), dst_slot, delta, portable)
     if trace_source:
-        src_rows = take_tokens(source, src_pos)
+        src_rows = take_tokens(source, src_pos, portable)
         if active is not None:
             src_rows = src_rows * active.reshape(-1, 1, 1)
-        source = ops.minimum(add_into(take_tokens(source, keep), dst_slot, src_rows), 1.0)
+        source = ops.minimum(add_into(take_tokens(source, keep, portable), dst_slot, src_rows, portable), 1.0)
     return merged, size, source
 
 
@@ -69,6 +71,7 @@ class _Reducer(nn.Cell):
         self.trace_source = trace_source
         self.a_positions, self.b_positions = bipartite_positions(num_tokens)
         self.fused = None
+        self.portable = False  # the ONNX-exportable formulation; set by models/portable.py
 
     def use_fused_kernel(self, method: str, threshold: float = 0.0):
         self.fused = fused_step(method, self.num_out)
@@ -102,7 +105,7 @@ class ToMeReducer(_Reducer):
 
     def reduce(self, x, size, source, metric, scores):
         keep, src_pos, dst_slot = self.pooling_plan(metric)
-        return merge_tokens(x, size, source, keep, src_pos, dst_slot, None, self.trace_source)
+        return merge_tokens(x, size, source, keep, src_pos, dst_slot, None, self.trace_source, self.portable)
 
     def reduce_fused(self, x, size, k, v, probs):
         merged, size = self.fused(x.astype(ms.float32), size, k.astype(ms.float32), self.fused_settings)
@@ -115,8 +118,8 @@ class PruneReducer(_Reducer):
     def reduce(self, x, size, source, metric, scores):
         keep = self.pruning_plan(scores)
         if self.trace_source:
-            source = take_tokens(source, keep)
-        return take_tokens(x, keep), take_tokens(size, keep), source
+            source = take_tokens(source, keep, self.portable)
+        return take_tokens(x, keep, self.portable), take_tokens(size, keep, self.portable), source
 
 
 class PPTReducer(_Reducer):
@@ -140,7 +143,8 @@ class PPTReducer(_Reducer):
         pooled = score_variance(scores) < self.threshold
         keep_pool, src_pos, dst_slot = self.pooling_plan(metric)
         keep = ops.select(pooled.reshape(-1, 1), keep_pool, self.pruning_plan(scores))
-        return merge_tokens(x, size, source, keep, src_pos, dst_slot, pooled.astype(ms.float32), self.trace_source)
+        return merge_tokens(x, size, source, keep, src_pos, dst_slot, pooled.astype(ms.float32), self.trace_source,
+                            self.portable)
 
     def reduce_fused(self, x, size, k, v, probs):
         merged, size = self.fused(x.astype(ms.float32), size, k.astype(ms.float32), v.astype(ms.float32),

@@ -25,8 +25,12 @@ def significance_scores(probs, v):
 
 
 def score_variance(scores):
-    """Unbiased variance (divide by count - 1) of the non-CLS scores: [B, N] -> [B]."""
-    return ops.var(_without_cls(scores), axis=1, ddof=1)
+    """Unbiased variance (divide by count - 1) of the non-CLS scores: [B, N] -> [B].
+    From sums, not ops.var: MindSpore's ONNX exporter has no ReduceStd."""
+    patch_scores = _without_cls(scores)
+    n = patch_scores.shape[1]
+    deviation = patch_scores - patch_scores.sum(axis=1, keepdims=True) / n
+    return (deviation * deviation).sum(axis=1) / (n - 1)
 
 
 def _without_cls(t):

@@ -29,4 +29,4 @@ def concat_head_norm(v):
 def l2_normalize(t):
     """t [..., d] / its L2 norm over the last axis, float32."""
     t = t.astype(ms.float32)
-    return t * ops.rsqrt(sum_last(t * t))
+    return t / ops.sqrt(sum_last(t * t))  # not rsqrt: MindSpore's ONNX exporter lacks it
