@@ -73,6 +73,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -84,8 +85,9 @@ from mindspore import nn, ops
 
 from .builder import build_model
 from .config import FUSED, ConfigError, make_config
-from .export import sample_images
+from .export import export_network, sample_images
 from .flops import count_macs
+from .onnx_runtime import OnnxSession, onnxruntime_version
 from .profile_ops import profile_ops
 from .train.loss import create_loss
 from .train.optimizer import AdamW, param_groups
@@ -304,6 +306,21 @@ def training_step_call(net: nn.Cell, images, num_classes: int, seed: int) -> Cal
     return partial(_forward, step, images, labels)
 
 
+def onnxruntime_calls(nets: Dict[str, nn.Cell], images: ms.Tensor):
+    """Each network exported to ONNX for `images`' shape, as an onnxruntime call
+    on `images`, and the execution providers the sessions use."""
+    calls, providers = {}, []
+    batch = images.asnumpy()
+    with tempfile.TemporaryDirectory() as folder:
+        for method, net in nets.items():
+            path = export_network(net, images, os.path.join(folder, "%s.onnx" % method), "ONNX")
+            session = OnnxSession(path)
+            calls[method] = partial(session.run, batch)
+            providers = session.providers
+    return calls, {"name": "onnxruntime", "version": onnxruntime_version(), "providers": providers,
+                   "intra_op_threads": session.threads}
+
+
 def _rounded(value, digits=1):
     return None if value is None else round(value, digits)
 
@@ -477,6 +494,12 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
     with_ops_profile adds, per batch size and variant, the per-kernel profile of the whole
     forward (ppt_ms.profile_ops)."""
     bench, model = cfg["benchmark"], cfg["model"]
+    onnx = bench["runtime"] == "onnxruntime"
+    if onnx and (with_reduction_profile or with_ops_profile):
+        raise BenchmarkError("the reduction and kernel profiles measure MindSpore graphs; use them with "
+                             "benchmark.runtime mindspore")
+    if onnx:  # the files are exported from the MindSpore ops, not this machine's CPU kernels
+        cfg = make_config(cfg.to_dict(), [("model.cpu_kernels", False)])
     configs = variant_configs(cfg, bench["compare"], overrides)
     nets = build_variants(configs, weights or model["pretrained"])
     macs = {method: count_macs(net).total for method, net in nets.items()}
@@ -489,9 +512,12 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
                 for method, net in nets.items()}
     results, profile, ops_profiles = [], [], []
     seed = cfg["system"]["seed"]
+    runtime = {"name": "mindspore", "version": ms.__version__}
     for batch_size in bench["batch_sizes"]:
         images = sample_images(batch_size, model["img_size"], seed)
-        if bench["training"]:
+        if onnx:
+            calls, runtime = onnxruntime_calls(nets, images)
+        elif bench["training"]:
             calls = {m: training_step_call(net, images, model["num_classes"], seed) for m, net in nets.items()}
         else:
             calls = {m: partial(_forward, net, images) for m, net in nets.items()}
@@ -518,7 +544,8 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
                     profile.append(row)
     report = {
         "model": model["name"], "img_size": model["img_size"], "num_classes": model["num_classes"],
-        "weights": weights or model["pretrained"], "mode": cfg["system"]["mode"], "dtype": "float32",
+        "weights": weights or model["pretrained"], "runtime": runtime,
+        "mode": cfg["system"]["mode"], "dtype": "float32",
         "task": "training step (forward, backward, AdamW)" if bench["training"] else "inference",
         "warmup": bench["warmup"], "repeats": bench["repeats"], "batch_sizes": list(bench["batch_sizes"]),
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
@@ -548,10 +575,19 @@ def _optional(value, pattern):
     return "-" if value is None else pattern % value
 
 
+def describe_runtime(report: dict) -> str:
+    """'MindSpore 2.10.0 graph mode' or 'onnxruntime 1.32.0 (CPUExecutionProvider, 2 threads)'."""
+    runtime = report.get("runtime") or {"name": "mindspore", "version": report["machine"]["mindspore"]}
+    if runtime["name"] == "onnxruntime":
+        return "onnxruntime %s (%s, %d threads)" % (runtime["version"], ", ".join(runtime["providers"]),
+                                                    runtime["intra_op_threads"])
+    return "MindSpore %s %s mode" % (runtime["version"], report["mode"])
+
+
 def format_benchmark(report: dict) -> str:
     """The report as fixed-width tables (throughput; then the reduction profile if present)."""
-    lines = ["%s: %s, %d px, %s mode, %s; weights: %s; %d warm-up calls, %d interleaved rounds; %s, %s CPUs"
-             % (report["task"], report["model"], report["img_size"], report["mode"], report["dtype"],
+    lines = ["%s: %s, %d px, %s, %s; weights: %s; %d warm-up calls, %d interleaved rounds; %s, %s CPUs"
+             % (report["task"], report["model"], report["img_size"], describe_runtime(report), report["dtype"],
                 report["weights"] or "random",
                 report["warmup"], report["repeats"], report["machine"]["cpu"], report["machine"]["cpu_count"])]
     for method, variant in report["variants"].items():

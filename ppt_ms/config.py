@@ -293,6 +293,9 @@ _SCHEMA = {
         "file_format": ("MINDIR", _Choice("MINDIR", "ONNX", "AIR")),
         "batch_size": (1, _Int(1)),
         "file": (None, _PATH),
+        # null: a dynamic batch dimension where the format allows it (MindIR), fixed otherwise;
+        # true: dynamic or an error; false: fixed at export.batch_size
+        "dynamic_batch": (None, _Nullable(_Bool())),
     },
     "benchmark": {
         "batch_sizes": ([1, 64], _List(_Int(1), min_length=1)),
@@ -301,6 +304,7 @@ _SCHEMA = {
         "repeats": (10, _Int(1)),
         "training": (False, _Bool()),  # time a training step (forward, backward, AdamW) instead of inference
         "isolate": (False, _Bool()),  # each variant in its own process: memory per variant, unpaired ratios
+        "runtime": ("mindspore", _Choice("mindspore", "onnxruntime")),  # onnxruntime: time exported ONNX files
     },
     "system": {
         "device_target": ("CPU", _Choice("CPU", "GPU", "Ascend")),
@@ -402,12 +406,26 @@ def _check_train(train):
             f"({train['finetune']!r}) are both set; set at most one of them")
 
 
+def _check_benchmark(bench):
+    if bench["runtime"] != "onnxruntime":
+        return
+    if bench["training"]:
+        raise ConfigError("config key 'benchmark.runtime': onnxruntime runs exported inference files; "
+                          "benchmark.training needs runtime mindspore")
+    fused = [name for name in bench["compare"] if name.endswith(FUSED)]
+    if fused:
+        raise ConfigError(f"config key 'benchmark.compare': {', '.join(fused)} run the fused CPU kernel, "
+                          "which an ONNX file cannot carry; with benchmark.runtime onnxruntime compare "
+                          "the plain methods")
+
+
 def _validate(tree):
     for section, keys in _SCHEMA.items():
         for key, (_, rule) in keys.items():
             tree[section][key] = rule.check(f"{section}.{key}", tree[section][key])
     _check_token_reduction(tree["token_reduction"])
     _check_train(tree["train"])
+    _check_benchmark(tree["benchmark"])
     return tree
 
 

@@ -1,8 +1,10 @@
 """Export a network, token reduction included, to a deployable file and verify it.
 
 The token plan is static, so the reduced network exports like any other graph:
-topk, gathers, the one-hot merge and PPT's per-image select all become part of
-the file.  The input shape, batch size included, is fixed at export time.
+top-k, gathers, the merges and PPT's per-image select all become part of
+the file.  Token counts are fixed at export time; the batch dimension is
+dynamic in MindIR files and fixed in ONNX files, whose exporter in MindSpore
+2.10 refuses dynamic shapes (DYNAMIC_ONNX_REFUSED).
 
 Formats (MindSpore 2.10 on CPU, Python 3.11):
 - MINDIR: exported, then verified by reloading it with ``mindspore.load`` +
@@ -10,24 +12,27 @@ Formats (MindSpore 2.10 on CPU, Python 3.11):
   same batch.  MindSpore Lite, the usual MindIR runtime, cannot be used here:
   the registry only has mindspore-lite 2.0.0 for Python 3.7, which refuses
   MindIR v3 files, so the check runs the file with MindSpore itself.
-- ONNX: attempted with ``mindspore.onnx.export``.  MindSpore 2.10's ONNX
-  exporter has no converter for Unstack (every ppt_ms attention splits q/k/v
-  with it), MaskedFill (ToMe matching) or ReduceStd (PPT's variance), so
-  ppt_ms networks fail with an ExportError naming the first such operator.
-  Where an export succeeds (other networks), the file is verified with
-  onnxruntime if it is installed; otherwise the error says it was not verified.
+- ONNX: exported in the formulation of models/portable.py (GELU's erf as a
+  rational function, gathers and merges from ops the exporter converts
+  correctly), then run in onnxruntime next to the unchanged live network.
+  A reducing network is also exported once more with its per-block decisions
+  as outputs (models.TokenTrace): PPT's pool/prune choice of every image in
+  every block must be identical in the file, and the merged tokens' sizes
+  equal.
 - AIR: MindSpore builds AIR files only through the Ascend backend, so on
   CPU/GPU this is an ExportError before any work is done.
 
-A network built with token_reduction.fused_cpu_kernel is not exported: its
-reduction step is a shared library compiled on this machine, which the file
-could not carry.  `export_and_verify` builds the config's model without it
-(the same results: the MindSpore-ops step); `export_network` refuses one.
+A network built with token_reduction.fused_cpu_kernel or model.cpu_kernels
+is not exported: those run shared libraries compiled on this machine, which
+the file could not carry.  `export_and_verify` builds the config's model
+without them (the same results: the MindSpore ops); `export_network` refuses one.
 """
+import dataclasses
 import os
 import re
+import tempfile
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import mindspore as ms
@@ -36,8 +41,14 @@ from mindspore import nn
 from .builder import build_model
 from .config import make_config
 from .models.portable import onnx_formulation
+from .models.vision_transformer import TokenTrace
+from .onnx_runtime import OnnxRuntimeError, OnnxSession
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+DYNAMIC_BATCH_FORMATS = ("MINDIR",)
+DYNAMIC_ONNX_REFUSED = ("MindSpore %s's ONNX exporter refuses dynamic shapes ('Export ONNX format model not "
+                        "support dynamic shape mode'), so an ONNX file has a fixed batch size: set "
+                        "export.dynamic_batch false and export one file per --export.batch_size" % ms.__version__)
 DEFAULT_TOLERANCE = 1e-4
 
 
@@ -50,16 +61,20 @@ class ExportError(RuntimeError):
 class Verification:
     """How the exported file compared with the live network on one batch.
 
-    `input_shape` is the [B, 3, H, W] batch both ran on; `output_shapes`
-    one shape per output; `max_abs_diff` the largest |file - live| over all
-    outputs.
+    `input_shape` is the file's input, [B, 3, H, W] (B None: any batch size);
+    `batch_sizes` the batch sizes both ran on; `output_shapes` one shape per
+    output at the first of them; `max_abs_diff` the largest |file - live| over all
+    outputs; `decisions` what the decision check found (ONNX files of
+    reducing networks), else None.
     """
     path: str
     file_format: str
-    input_shape: Tuple[int, ...]
+    input_shape: Tuple[Optional[int], ...]
+    batch_sizes: Tuple[int, ...]
     output_shapes: Tuple[Tuple[int, ...], ...]
     max_abs_diff: float
     tolerance: float
+    decisions: Optional[str] = None
 
 
 def default_export_path(cfg, output_dir: str = "output") -> str:
@@ -82,12 +97,18 @@ def _unsupported_onnx_operator(error: Exception):
     return match.group(1) if match else None
 
 
-def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str = "MINDIR") -> str:
+def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str = "MINDIR",
+                   dynamic_batch: bool = False) -> str:
     """Export `net` (in inference mode) for inputs shaped like `images` to `path`
     and return the path written: `path` itself, or with the format's suffix
-    appended when it lacks it (as MindSpore names the file)."""
+    appended when it lacks it (as MindSpore names the file).  With
+    `dynamic_batch` the file takes any batch size (MindIR only)."""
     if file_format not in SUFFIXES:
         raise ExportError("unknown export format %r; choose one of %s" % (file_format, ", ".join(SUFFIXES)))
+    if dynamic_batch and file_format not in DYNAMIC_BATCH_FORMATS:
+        raise ExportError(DYNAMIC_ONNX_REFUSED if file_format == "ONNX" else
+                          "a dynamic batch dimension is supported for %s files only; set export.dynamic_batch "
+                          "false" % ", ".join(DYNAMIC_BATCH_FORMATS))
     if not path.endswith(SUFFIXES[file_format]):
         path += SUFFIXES[file_format]
     if any(getattr(cell, "fused", False) for _, cell in net.cells_and_names()):
@@ -117,6 +138,8 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
             raise ExportError("MindSpore %s cannot export this network to ONNX: its ONNX exporter has no converter "
                               "for the %s operator. Export MINDIR instead." % (ms.__version__, operator)) from None
     else:
+        if dynamic_batch:
+            images = ms.Tensor(shape=[None] + list(images.shape[1:]), dtype=images.dtype)
         ms.export(net, images, file_name=path, file_format=file_format)
     if not os.path.isfile(path):
         raise ExportError("MindSpore reported no error but wrote no %s file at %s" % (file_format, path))
@@ -148,12 +171,9 @@ def run_mindir(path: str, images: ms.Tensor):
 def run_onnx(path: str, images: ms.Tensor):
     """Outputs of an ONNX file on `images`, run by onnxruntime, as NumPy arrays."""
     try:
-        import onnxruntime
-    except ImportError:
-        raise ExportError("%s was written but not verified: verifying ONNX files needs onnxruntime, which is not "
-                          "installed (pip install onnxruntime)" % path) from None
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: images.asnumpy()})
+        return OnnxSession(path).run(images.asnumpy())
+    except OnnxRuntimeError as error:
+        raise ExportError("%s was written but not verified: %s" % (path, error)) from None
 
 
 def verify_export(path: str, net: nn.Cell, images: ms.Tensor, file_format: str = "MINDIR",
@@ -173,9 +193,43 @@ def verify_export(path: str, net: nn.Cell, images: ms.Tensor, file_format: str =
     if not max_diff <= tolerance:
         raise ExportError("%s does not reproduce the live network: max |difference| %.3g > tolerance %.3g"
                           % (path, max_diff, tolerance))
+    decisions = None
+    if file_format == "ONNX" and getattr(net, "reduces", False):
+        decisions = verify_onnx_decisions(net, images, tolerance)
     return Verification(path=path, file_format=file_format, input_shape=tuple(images.shape),
-                        output_shapes=tuple(tuple(e.shape) for e in expected), max_abs_diff=max_diff,
-                        tolerance=tolerance)
+                        batch_sizes=(images.shape[0],), output_shapes=tuple(tuple(e.shape) for e in expected),
+                        max_abs_diff=max_diff, tolerance=tolerance, decisions=decisions)
+
+
+def verify_onnx_decisions(net: nn.Cell, images: ms.Tensor, tolerance: float = DEFAULT_TOLERANCE) -> str:
+    """Export `net` traced (models.TokenTrace: logits, token sizes, source,
+    per-block decisions [depth, B, 2]) to a temporary ONNX file, run it in
+    onnxruntime and compare with the live trace.  ExportError unless every
+    PPT pool/prune choice is identical and the token sizes agree within
+    `tolerance`; otherwise a one-line summary."""
+    trace = TokenTrace(net)
+    trace.set_train(False)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "trace.onnx")
+        with onnx_formulation(net):
+            ms.onnx.export(trace, images, file_name=path)
+        got = run_onnx(path, images)
+    expected = _as_arrays(trace(images))
+    reducing = [block.plan.index for block in net.blocks if block.reduces]
+    pooled, pooled_file = expected[3][reducing, :, 0], got[3][reducing, :, 0]
+    differing = int(np.sum(pooled != pooled_file))
+    if differing:
+        raise ExportError("the ONNX file decides differently from the live network: %d of %d PPT pool/prune "
+                          "choices (block x image) differ" % (differing, pooled.size))
+    size_diff = float(np.max(np.abs(expected[1] - got[1])))
+    if not size_diff <= tolerance:
+        raise ExportError("the ONNX file merges differently from the live network: token sizes differ by up to "
+                          "%.3g" % size_diff)
+    summary = "token sizes agree (max |difference| %.3g)" % size_diff
+    if net.token_reduction["method"] == "ppt":
+        summary = "PPT decisions identical: %d of %d (block x image) pooled, the rest pruned; %s" % (
+            int(pooled.sum()), pooled.size, summary)
+    return summary
 
 
 def export_and_verify(cfg, weights=None, tolerance: float = DEFAULT_TOLERANCE) -> Verification:
@@ -185,18 +239,38 @@ def export_and_verify(cfg, weights=None, tolerance: float = DEFAULT_TOLERANCE) -
     MindSpore ops even if the config asks for the CPU kernels (model.cpu_kernels,
     token_reduction.fused_cpu_kernel): the file cannot carry them."""
     export = cfg["export"]
+    file_format, dynamic = export["file_format"], export["dynamic_batch"]
+    if dynamic is None:
+        dynamic = file_format in DYNAMIC_BATCH_FORMATS
     cfg = make_config(cfg.to_dict(), [("token_reduction.fused_cpu_kernel", False), ("model.cpu_kernels", False)])
     net = build_model(cfg, weights)
-    images = sample_images(export["batch_size"], cfg["model"]["img_size"], cfg["system"]["seed"])
-    path = export_network(net, images, export["file"] or default_export_path(cfg), export["file_format"])
-    return verify_export(path, net, images, export["file_format"], tolerance)
+    seed, img_size = cfg["system"]["seed"], cfg["model"]["img_size"]
+    images = sample_images(export["batch_size"], img_size, seed)
+    path = export_network(net, images, export["file"] or default_export_path(cfg), file_format, dynamic)
+    result = verify_export(path, net, images, file_format, tolerance)
+    if dynamic:  # the file must also take another batch size
+        other = verify_export(path, net, sample_images(export["batch_size"] + 1, img_size, seed + 1), file_format,
+                              tolerance)
+        result = dataclasses.replace(result, input_shape=(None,) + result.input_shape[1:],
+                                     output_shapes=tuple((None,) + shape[1:] for shape in result.output_shapes),
+                                     batch_sizes=result.batch_sizes + other.batch_sizes,
+                                     max_abs_diff=max(result.max_abs_diff, other.max_abs_diff))
+    return result
+
+
+def _batch_note(result: Verification) -> str:
+    if result.input_shape[0] is None:
+        return "dynamic batch size; verified at batch %s" % " and ".join(map(str, result.batch_sizes))
+    return "fixed shape: the file accepts exactly this batch size"
 
 
 def format_verification(result: Verification) -> str:
-    return "\n".join([
+    lines = [
         "exported %s: %s (%.1f MB)" % (result.file_format, result.path, os.path.getsize(result.path) / 2 ** 20),
-        "input  %s float32 (fixed shape: the file accepts exactly this batch size)" % list(result.input_shape),
+        "input  %s float32 (%s)" % (list(result.input_shape), _batch_note(result)),
         "output %s" % ", ".join(str(list(s)) for s in result.output_shapes),
         "verified against the live network: max |difference| %.3g <= %.3g" % (result.max_abs_diff,
-                                                                              result.tolerance),
-    ])
+                                                                              result.tolerance)]
+    if result.decisions:
+        lines.append("verified decisions: %s" % result.decisions)
+    return "\n".join(lines)

@@ -4,13 +4,14 @@
         [--export.file_format MINDIR] [--export.batch_size 1] [--export.file output/ppt_deit_s.mindir]
 
 The file name defaults to output/<model>_<method>_b<batch>.<format>. After exporting, the file is
-reloaded (mindspore.load + nn.GraphCell) and run next to the live network on a deterministic random
-batch; a max |difference| above --tolerance (1e-4) is an error (exit status 1).
+run next to the live network on a deterministic random batch: a MindIR file reloaded by MindSpore
+(mindspore.load + nn.GraphCell), an ONNX file in onnxruntime. A max |difference| above --tolerance
+(1e-4) is an error (exit status 1). For ONNX files of reducing networks, PPT's pool/prune choice of
+every image in every block and the merged tokens' sizes must also match.
 The batch size is part of the file: it accepts exactly --export.batch_size images.
 MindSpore Lite cannot be installed for Python 3.11 (the registry only has mindspore-lite 2.0.0 for
-Python 3.7, which refuses MindIR v3), so the file is checked with MindSpore itself.
-ONNX: MindSpore 2.10 has no ONNX converter for operators these networks use (Unstack, MaskedFill,
-ReduceStd); the tool says which one and exits with status 1. AIR needs an Ascend device.
+Python 3.7, which refuses MindIR v3), so MindIR files are checked with MindSpore itself.
+AIR needs an Ascend device.
 """
 import sys
 from pathlib import Path
