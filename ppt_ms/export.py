@@ -42,6 +42,7 @@ from .builder import build_model
 from .config import make_config
 from .models.portable import onnx_formulation
 from .models.vision_transformer import TokenTrace
+from .onnx_erf import use_onnx_erf
 from .onnx_runtime import OnnxRuntimeError, OnnxSession
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
@@ -130,6 +131,7 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
         try:
             with onnx_formulation(net):
                 ms.onnx.export(net, images, file_name=path)
+            use_onnx_erf(path)
         except RuntimeError as error:
             operator = _unsupported_onnx_operator(error)
             if operator is None:
@@ -213,6 +215,7 @@ def verify_onnx_decisions(net: nn.Cell, images: ms.Tensor, tolerance: float = DE
         path = os.path.join(folder, "trace.onnx")
         with onnx_formulation(net):
             ms.onnx.export(trace, images, file_name=path)
+        use_onnx_erf(path)
         got = run_onnx(path, images)
     expected = _as_arrays(trace(images))
     reducing = [block.plan.index for block in net.blocks if block.reduces]
