@@ -203,12 +203,10 @@ def verify_export(path: str, net: nn.Cell, images: ms.Tensor, file_format: str =
                         max_abs_diff=max_diff, tolerance=tolerance, decisions=decisions)
 
 
-def verify_onnx_decisions(net: nn.Cell, images: ms.Tensor, tolerance: float = DEFAULT_TOLERANCE) -> str:
-    """Export `net` traced (models.TokenTrace: logits, token sizes, source,
-    per-block decisions [depth, B, 2]) to a temporary ONNX file, run it in
-    onnxruntime and compare with the live trace.  ExportError unless every
-    PPT pool/prune choice is identical and the token sizes agree within
-    `tolerance`; otherwise a one-line summary."""
+def run_trace_onnx(net: nn.Cell, images: ms.Tensor):
+    """`net` traced (models.TokenTrace: logits, token sizes, source, per-block
+    decisions [depth, B, 2]), exported to a temporary ONNX file as
+    export_network writes one and run in onnxruntime on `images`."""
     trace = TokenTrace(net)
     trace.set_train(False)
     with tempfile.TemporaryDirectory() as folder:
@@ -216,8 +214,15 @@ def verify_onnx_decisions(net: nn.Cell, images: ms.Tensor, tolerance: float = DE
         with onnx_formulation(net):
             ms.onnx.export(trace, images, file_name=path)
         use_onnx_erf(path)
-        got = run_onnx(path, images)
-    expected = _as_arrays(trace(images))
+        return run_onnx(path, images)
+
+
+def verify_onnx_decisions(net: nn.Cell, images: ms.Tensor, tolerance: float = DEFAULT_TOLERANCE) -> str:
+    """Run `net` traced in onnxruntime (run_trace_onnx) and live; ExportError
+    unless every PPT pool/prune choice is identical and the token sizes agree
+    within `tolerance`; otherwise a one-line summary."""
+    got = run_trace_onnx(net, images)
+    expected = _as_arrays(TokenTrace(net)(images))
     reducing = [block.plan.index for block in net.blocks if block.reduces]
     pooled, pooled_file = expected[3][reducing, :, 0], got[3][reducing, :, 0]
     differing = int(np.sum(pooled != pooled_file))

@@ -1,0 +1,141 @@
+"""ONNX export: every method exports and runs in onnxruntime with the live
+network's logits and decisions; the exported GELU is exact GELU; a conformance
+case run through onnxruntime matches the published code; dynamic batch sizes
+where MindSpore allows them; the benchmark times onnxruntime side by side."""
+import importlib.util
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import mindspore as ms
+
+import onnx
+from conformance_data import MINI
+from test_conformance_mini import MANIFEST, check_case
+from ppt_ms import export
+from ppt_ms.checkpoint import load_pretrained
+from ppt_ms.config import ConfigError, make_config
+from ppt_ms.export import ExportError, export_network, run_mindir, run_trace_onnx, sample_images, verify_export
+from ppt_ms.models import create_model
+from ppt_ms.models.portable import RationalGELU, erf_rational
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
+IMG, DEPTH, BATCH = 64, 3, 3  # 16 patches + CLS
+
+
+@pytest.fixture(scope="module", autouse=True)
+def graph_mode():
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    yield
+    ms.set_context(mode=previous)
+
+
+def test_rational_erf_and_gelu_match_the_exact_functions(pynative):
+    x = np.linspace(-8, 8, 40001, dtype=np.float32)
+    exact_erf = np.array([math.erf(v) for v in x.astype(np.float64)])
+    exact_gelu = 0.5 * x.astype(np.float64) * (1 + np.array([math.erf(v / math.sqrt(2)) for v in x.astype(np.float64)]))
+    assert np.abs(erf_rational(ms.Tensor(x)).asnumpy() - exact_erf).max() < 5e-7
+    assert np.abs(RationalGELU()(ms.Tensor(x)).asnumpy() - exact_gelu).max() < 1.5e-6
+
+
+def tiny(method, distilled=False):
+    settings = {"none": {}, "tome": {"r": 3}, "ppt": {"r": 4, "layers": [1, 2], "threshold": 1e-4},
+                "prune": {"r": 4, "layers": [1]}}[method]
+    ms.set_seed(7)
+    net = create_model("deit_tiny_distilled_patch16_224" if distilled else "deit_tiny_patch16_224",
+                       img_size=IMG, depth=DEPTH, num_classes=5, token_reduction={"method": method, **settings})
+    net.set_train(False)
+    return net
+
+
+@pytest.mark.parametrize("method,distilled", [("none", False), ("tome", False), ("ppt", False), ("prune", False),
+                                              ("ppt", True)])
+def test_every_method_exports_to_onnx_and_reproduces_the_network(method, distilled, tmp_path):
+    net = tiny(method, distilled)
+    images = sample_images(BATCH, IMG, 1)
+    path = export_network(net, images, str(tmp_path / method), "ONNX")
+    result = verify_export(path, net, images, "ONNX")
+    assert result.max_abs_diff <= 1e-4 and result.output_shapes == ((BATCH, 5),)
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    assert ops.count("Erf") == DEPTH  # every block's GELU runs ONNX's exact Erf
+    assert (result.decisions is None) == (method == "none")
+    if method == "ppt":
+        assert result.decisions.startswith("PPT decisions identical: ")
+
+
+def test_decision_check_fails_when_the_file_decides_otherwise(monkeypatch):
+    net = tiny("ppt")
+    images = sample_images(BATCH, IMG, 1)
+    real = export.run_onnx
+
+    def flipped(path, batch):
+        outputs = real(path, batch)
+        outputs[3][1, 0, 0] = 1 - outputs[3][1, 0, 0]  # block 1, image 0: pool <-> prune
+        return outputs
+    monkeypatch.setattr(export, "run_onnx", flipped)
+    with pytest.raises(ExportError, match=r"decides differently .* 1 of 6 PPT pool/prune choices"):
+        export.verify_onnx_decisions(net, images)
+
+
+def test_conformance_case_through_onnxruntime_matches_the_published_code():
+    """ppt_mixed (DeiT-Tiny, r 50 at [3, 6, 9], both branches taken): logits, every
+    pool/prune choice, score variances and token sizes, as the published code gave them."""
+    name = "ppt_mixed"
+    net = create_model(MANIFEST["model"], token_reduction=MANIFEST["cases"][name]["token_reduction"])
+    load_pretrained(net, str(MINI / "weights.safetensors"))
+    net.set_train(False)
+    images = ms.Tensor(np.load(MINI / "inputs.npy").astype(np.float32))
+    logits, size, source, stats = run_trace_onnx(net, images)
+    check_case(name, net, logits, size, source, stats)
+
+
+def test_mindir_has_a_dynamic_batch_and_onnx_says_it_cannot(tmp_path):
+    net = tiny("ppt")
+    path = export_network(net, sample_images(2, IMG), str(tmp_path / "ppt"), "MINDIR", dynamic_batch=True)
+    for batch in (1, 4):
+        images = sample_images(batch, IMG, batch)
+        np.testing.assert_allclose(run_mindir(path, images)[0], net(images).asnumpy(), rtol=0, atol=1e-5)
+    with pytest.raises(ExportError, match="ONNX exporter refuses dynamic shapes.*export.dynamic_batch false"):
+        export_network(net, sample_images(2, IMG), str(tmp_path / "ppt"), "ONNX", dynamic_batch=True)
+    assert not (tmp_path / "ppt.onnx").exists()
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location("tool_" + name, os.path.join(ROOT, "tools", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_export_tool_writes_and_verifies_an_onnx_file(tmp_path, capsys):
+    status = load_tool("export").main(["--config", QUICKSTART, "--export.file_format", "ONNX", "--export.batch_size",
+                                       "2", "--export.file", str(tmp_path / "quick")])
+    out = capsys.readouterr().out
+    assert status == 0 and (tmp_path / "quick.onnx").is_file()
+    assert "input  [2, 3, 32, 32] float32 (fixed shape" in out
+    assert "verified decisions: PPT decisions identical: " in out
+
+
+def test_benchmark_times_onnxruntime_side_by_side(tmp_path):
+    out = str(tmp_path / "ort.json")
+    status = load_tool("benchmark").main(["--config", QUICKSTART, "--set", "benchmark.batch_sizes=[2]",
+                                          "--benchmark.compare", "none", "ppt", "--benchmark.warmup", "1",
+                                          "--benchmark.repeats", "2", "--benchmark.runtime", "onnxruntime",
+                                          "--json", out])
+    assert status == 0
+    with open(out) as handle:
+        report = json.load(handle)
+    assert report["runtime"]["name"] == "onnxruntime" and "CPUExecutionProvider" in report["runtime"]["providers"]
+    assert [(r["method"], len(r["seconds"])) for r in report["results"]] == [("none", 2), ("ppt", 2)]
+    assert report["results"][1]["speedup_vs_none"] > 0
+
+
+def test_onnxruntime_benchmark_refuses_what_a_file_cannot_hold():
+    with pytest.raises(ConfigError, match="benchmark.training needs runtime mindspore"):
+        make_config(None, ["benchmark.runtime=onnxruntime", "benchmark.training=true"])
+    with pytest.raises(ConfigError, match="ppt-fused run the fused CPU kernel"):
+        make_config(None, ["benchmark.runtime=onnxruntime", "benchmark.compare=[none, ppt-fused]"])
