@@ -1,16 +1,11 @@
 import os
 import shutil
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import mindspore as ms
+import pytest
 
-import mindspore as ms  # noqa: E402
-import pytest  # noqa: E402
-
-from ppt_ms import native  # noqa: E402
-from ppt_ms.data import make_example_dataset  # noqa: E402
+from ppt_ms import native
+from ppt_ms.data import make_example_dataset
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 JSON fields against count_macs and hand-computed token counts, the RSS probe,
 and one real run of tools/benchmark.py on vit_quickstart (no speed ratios are
 asserted: they depend on the machine)."""
-import importlib.util
 import json
 import os
 
@@ -19,9 +18,8 @@ from ppt_ms.config import ConfigError, load_config
 from ppt_ms.flops import count_macs_for
 from ppt_ms.export import sample_images
 from ppt_ms.isolated_benchmark import merge_reports
+from helpers.paths import QUICKSTART, load_tool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -146,11 +144,6 @@ def test_rss_probe_sees_a_touched_allocation():
 
 # ---- the tool, once, on vit_quickstart ----
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location("tool_" + name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ import pytest
 from mindspore import nn, Parameter, Tensor
 from safetensors.numpy import save_file
 
-from conformance_data import FULL as CONFORMANCE
+from helpers.conformance_data import FULL as CONFORMANCE
 from ppt_ms.checkpoint import (CheckpointError, load_pretrained, read_state_dict, resize_pos_embed,
                                save_checkpoint_atomic)
 from ppt_ms.checkpoint import saving
+from helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL_PTH = CONFORMANCE / "deit_tiny_patch16_224.pth"
 needs_conformance = pytest.mark.skipif(not REAL_PTH.exists(), reason="conformance data not available")
 

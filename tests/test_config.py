@@ -29,9 +29,9 @@ EXPECTED_DEFAULTS = {
               "output_dir": "output", "save_every_epochs": 1, "save_every_steps": 0,
               "keep_last": 3, "log_every_steps": 20, "resume": None, "finetune": None},
     "eval": {"batch_size": 64, "ckpt": None},
-    "export": {"file_format": "MINDIR", "batch_size": 1, "file": None},
+    "export": {"file_format": "MINDIR", "batch_size": 1, "file": None, "dynamic_batch": None},
     "benchmark": {"batch_sizes": [1, 64], "compare": ["none", "tome", "ppt"], "warmup": 3,
-                  "repeats": 10, "training": False, "isolate": False},
+                  "repeats": 10, "training": False, "isolate": False, "runtime": "mindspore"},
     "system": {"device_target": "CPU", "mode": "graph", "seed": 0, "amp_level": "O0"},
 }
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-from conformance_data import FULL, FULL_PRESENT
+from helpers.conformance_data import FULL, FULL_PRESENT
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.models import create_model, TokenTrace
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-from conformance_data import MINI
+from helpers.conformance_data import MINI
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.models import create_model, TokenTrace
 

@@ -9,8 +9,8 @@ import mindspore as ms
 from mindspore import nn, ops
 from scipy.special import erf
 
-import numpy_reference as ref
-from tiny_vit import TOLERANCE, build_tiny, reference_logits, tiny_params
+from helpers import numpy_reference as ref
+from helpers.tiny_vit import TOLERANCE, build_tiny, reference_logits, tiny_params
 from ppt_ms.builder import use_cpu_kernels
 from ppt_ms.export import ExportError, export_network
 from ppt_ms.models import create_model

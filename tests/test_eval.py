@@ -1,7 +1,6 @@
 """Evaluation: per-batch totals against hand-counted cases, evaluate() against NumPy on a known linear
 model, compile-free timing, and tools/eval.py on a timm-format checkpoint and on bad input."""
 import json
-import os
 
 import numpy as np
 import pytest
@@ -15,9 +14,8 @@ from ppt_ms.data import create_dataset
 from ppt_ms.evaluate import ForwardTimer, batch_totals, evaluate, format_report, write_json
 from ppt_ms.models import create_model
 from tools.eval import main as eval_main
+from helpers.paths import QUICKSTART
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
 
 
 def test_batch_totals_count_hits_and_sum_cross_entropy():

@@ -3,7 +3,6 @@ independent NumPy reference (tests/numpy_reference.py) on a batch that mixes
 pooling and pruning, and so does its ONNX file in onnxruntime; a MindIR file
 exported with a fixed batch accepts exactly that batch size; AIR fails with a
 message naming the reason."""
-import importlib.util
 import os
 import re
 
@@ -12,12 +11,13 @@ import pytest
 import mindspore as ms
 from mindspore import nn, ops
 
-import numpy_reference as ref
+from helpers import numpy_reference as ref
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.config import make_config
 from ppt_ms.export import (ExportError, default_export_path, export_network, run_mindir, run_onnx, sample_images,
                            verify_export)
 from ppt_ms.models import create_model
+from helpers.paths import QUICKSTART, load_tool
 
 # vit_quickstart (patch 4, width 64, 2 heads, 10 classes), made smaller: 16 px, 2 blocks
 IMG, PATCH, DIM, HEADS, CLASSES, DEPTH = 16, 4, 64, 2, 10, 2
@@ -161,21 +161,14 @@ def test_default_export_path_names_model_method_and_batch():
 
 # ---- the tool ----
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
 
 
-def export_tool():
-    spec = importlib.util.spec_from_file_location("export_tool", os.path.join(ROOT, "tools", "export.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_export_tool_exports_and_verifies(tmp_path, capsys):
     """The tool's wiring, on the unreduced quick-start model (cheapest to compile)."""
     target = tmp_path / "quick"
-    status = export_tool().main(["--config", QUICKSTART, "--token_reduction.method", "none",
+    status = load_tool("export").main(["--config", QUICKSTART, "--token_reduction.method", "none",
                                  "--export.batch_size", "2", "--export.file", str(target)])
     out = capsys.readouterr().out
     assert status == 0
@@ -200,7 +193,7 @@ def test_fused_cpu_kernel_is_left_out_of_exported_files(cxx, threshold, images, 
     quick.set_train(False)
     weights = str(tmp_path / "quick.ckpt")
     ms.save_checkpoint(quick, weights)
-    status = export_tool().main(["--config", QUICKSTART, "--ckpt", weights, "--export.batch_size", str(BATCH),
+    status = load_tool("export").main(["--config", QUICKSTART, "--ckpt", weights, "--export.batch_size", str(BATCH),
                                  "--export.file", str(tmp_path / "ppt"), "--token_reduction.r", "8",
                                  "--token_reduction.fused_cpu_kernel", "true"])
     assert status == 0, capsys.readouterr().err
@@ -210,6 +203,6 @@ def test_fused_cpu_kernel_is_left_out_of_exported_files(cxx, threshold, images, 
 
 
 def test_export_tool_fails_with_a_clear_message(capsys):
-    status = export_tool().main(["--config", QUICKSTART, "--export.file_format", "AIR"])
+    status = load_tool("export").main(["--config", QUICKSTART, "--export.file_format", "AIR"])
     assert status == 1
     assert "error: AIR export needs the Ascend backend" in capsys.readouterr().err

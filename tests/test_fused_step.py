@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-import numpy_reference as ref
+from helpers import numpy_reference as ref
 from ppt_ms.token_reduction import build_reducer
 from ppt_ms import native
 from ppt_ms.token_reduction import fused_step

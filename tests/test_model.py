@@ -8,9 +8,9 @@ import pytest
 import mindspore as ms
 from mindspore.nn.utils import no_init_parameters
 
-import numpy_reference as ref
+from helpers import numpy_reference as ref
 from ppt_ms.models import create_model, list_models
-from tiny_vit import TINY, TOLERANCE, build_tiny, reference_logits, tiny_params
+from helpers.tiny_vit import TINY, TOLERANCE, build_tiny, reference_logits, tiny_params
 from ppt_ms.models.layers import DropPath
 
 # --------------------------------------------------------------------------- registry and parameter layout

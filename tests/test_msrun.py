@@ -25,9 +25,8 @@ from ppt_ms.builder import build_model
 from ppt_ms.checkpoint import read_state_dict
 from ppt_ms.config import load_config
 from ppt_ms.train import list_checkpoints, train
+from helpers.paths import QUICKSTART, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
 MSRUN = os.path.join(os.path.dirname(sys.executable), "msrun")
 
 pytestmark = pytest.mark.skipif(os.environ.get("PPT_MS_SKIP_MSRUN") == "1" or not os.path.exists(MSRUN),
@@ -36,7 +35,6 @@ pytestmark = pytest.mark.skipif(os.environ.get("PPT_MS_SKIP_MSRUN") == "1" or no
 WORKER = """
 import json, sys
 import numpy as np
-sys.path.insert(0, {root!r})
 from mindspore.communication import get_rank
 from ppt_ms.config import load_config
 from ppt_ms.train import train
@@ -72,7 +70,7 @@ def test_two_msrun_workers_match_each_other_and_a_single_process_run(micro_digit
     out = tmp_path / "dp"
     out.mkdir()
     script = tmp_path / "worker.py"
-    script.write_text(WORKER.format(root=ROOT, config=QUICKSTART, out=str(out),
+    script.write_text(WORKER.format(config=QUICKSTART, out=str(out),
                                     overrides=overrides(micro_digits, out / "run", 10)))
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
                GLOG_v="3")

@@ -2,17 +2,15 @@
 network's logits and decisions; the exported GELU is exact GELU; a conformance
 case run through onnxruntime matches the published code; dynamic batch sizes
 where MindSpore allows them; the benchmark times onnxruntime side by side."""
-import importlib.util
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 import mindspore as ms
 
 import onnx
-from conformance_data import MINI
+from helpers.conformance_data import MINI
 from test_conformance_mini import MANIFEST, check_case
 from ppt_ms import export
 from ppt_ms.checkpoint import load_pretrained
@@ -20,9 +18,8 @@ from ppt_ms.config import ConfigError, make_config
 from ppt_ms.export import ExportError, export_network, run_mindir, run_trace_onnx, sample_images, verify_export
 from ppt_ms.models import create_model
 from ppt_ms.models.portable import RationalGELU, erf_rational
+from helpers.paths import QUICKSTART, load_tool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
 IMG, DEPTH, BATCH = 64, 3, 3  # 16 patches + CLS
 
 
@@ -104,11 +101,6 @@ def test_mindir_has_a_dynamic_batch_and_onnx_says_it_cannot(tmp_path):
     assert not (tmp_path / "ppt.onnx").exists()
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location("tool_" + name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_export_tool_writes_and_verifies_an_onnx_file(tmp_path, capsys):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance_data import FULL as CONFORMANCE
+from helpers.conformance_data import FULL as CONFORMANCE
 from ppt_ms.checkpoint import CheckpointError, UnsafeCheckpointError, read_pth, read_state_dict
 
 REAL_PTH = CONFORMANCE / "deit_tiny_patch16_224.pth"

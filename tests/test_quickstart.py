@@ -9,9 +9,8 @@ from ppt_ms.config import load_config
 from ppt_ms.models import create_model
 from ppt_ms.quickstart import SPEED_CHECK, format_comparison, token_map
 from ppt_ms.config import make_config
+from helpers.paths import QUICKSTART
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
 
 
 def test_accuracy_table_gives_macs_against_none_and_no_speed():

@@ -16,9 +16,8 @@ from ppt_ms.flops import count_macs_for
 from ppt_ms.sweep import (SweepPoint, line_plot, nice_ticks, override_flags, pareto_front, parse_grid,
                           parse_methods, pick_setting, run_sweep, split_values, sweep_points, write_results)
 from ppt_ms.sweep.plot import BACKGROUND, COLOURS, FRONT
+from helpers.paths import QUICKSTART, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
 
 
 # ---------------------------------------------------------------- grid

@@ -13,9 +13,9 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
-import numpy_reference as ref
-from conformance_data import FULL, FULL_PRESENT
-from tiny_vit import TINY, TOLERANCE, build_tiny, load_state_dict, tiny_params
+from helpers import numpy_reference as ref
+from helpers.conformance_data import FULL, FULL_PRESENT
+from helpers.tiny_vit import TINY, TOLERANCE, build_tiny, load_state_dict, tiny_params
 from ppt_ms.models import TokenTrace
 from ppt_ms.models.attention import Attention
 from ppt_ms.token_reduction import build_reducer, token_plan, tome_schedule

@@ -15,9 +15,8 @@ from ppt_ms.data import make_example_dataset
 from ppt_ms.train import (AdamW, ParameterEMA, TrainingDiverged, TrainStep, create_loss, list_checkpoints,
                           lr_schedule, param_groups, scaled_lr, skips_weight_decay, train)
 from ppt_ms.train import trainer as trainer_module
+from helpers.paths import QUICKSTART
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
 
 
 # ---------------------------------------------------------------- lr schedule

@@ -16,8 +16,8 @@ from ppt_ms.models import TokenTrace, create_model
 from ppt_ms.visualize import (BORDER, PRUNED, PRUNED_GREY, BlockSources, group_colours, load_image, palette,
                               patch_groups, prepare, token_panel, visualize)
 from ppt_ms.visualize.run import traced_config
+from helpers.paths import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GREY, BLACK = np.array(PRUNED_GREY), np.array(BORDER)
 
 # A 4x4 grid, hand-made: token 1 = patches (0,0) (0,1) (1,0); token 2 = (1,1);

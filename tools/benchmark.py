@@ -20,15 +20,12 @@ inside a graph (chained runs minus a control; see ppt_ms.benchmark), and the ste
 variant's memory alone, at the price of unpaired ratios.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ppt_ms.benchmark import BenchmarkError, format_benchmark, run_benchmark, write_json  # noqa: E402
-from ppt_ms.builder import setup_context  # noqa: E402
-from ppt_ms.isolated_benchmark import run_isolated  # noqa: E402
-from ppt_ms.checkpoint import CheckpointError  # noqa: E402
-from ppt_ms.config import parse_cli  # noqa: E402
+from ppt_ms.benchmark import BenchmarkError, format_benchmark, run_benchmark, write_json
+from ppt_ms.builder import setup_context
+from ppt_ms.isolated_benchmark import run_isolated
+from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.config import parse_cli
 
 
 def tool_arguments(parser):

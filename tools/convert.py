@@ -4,11 +4,8 @@
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ppt_ms.checkpoint import CheckpointError, convert_checkpoint  # noqa: E402
+from ppt_ms.checkpoint import CheckpointError, convert_checkpoint
 
 
 def parse_args(argv=None):

@@ -3,14 +3,11 @@
     python tools/eval.py --config configs/quickstart.yaml --ckpt output/quickstart/step00000110.ckpt [--json out.json]
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ppt_ms.checkpoint import CheckpointError  # noqa: E402
-from ppt_ms.config import parse_cli  # noqa: E402
-from ppt_ms.data import pipeline_error_message  # noqa: E402
-from ppt_ms.evaluate import evaluate_checkpoint, format_report, write_json  # noqa: E402
+from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.config import parse_cli
+from ppt_ms.data import pipeline_error_message
+from ppt_ms.evaluate import evaluate_checkpoint, format_report, write_json
 
 
 def tool_arguments(parser):

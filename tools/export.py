@@ -8,20 +8,18 @@ run next to the live network on a deterministic random batch: a MindIR file relo
 (mindspore.load + nn.GraphCell), an ONNX file in onnxruntime. A max |difference| above --tolerance
 (1e-4) is an error (exit status 1). For ONNX files of reducing networks, PPT's pool/prune choice of
 every image in every block and the merged tokens' sizes must also match.
-The batch size is part of the file: it accepts exactly --export.batch_size images.
+A MindIR file takes any batch size (export.dynamic_batch null or true); an ONNX file exactly
+--export.batch_size images (MindSpore 2.10 exports ONNX with static shapes only).
 MindSpore Lite cannot be installed for Python 3.11 (the registry only has mindspore-lite 2.0.0 for
 Python 3.7, which refuses MindIR v3), so MindIR files are checked with MindSpore itself.
 AIR needs an Ascend device.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ppt_ms.checkpoint import CheckpointError  # noqa: E402
-from ppt_ms.config import parse_cli  # noqa: E402
-from ppt_ms.export import DEFAULT_TOLERANCE, ExportError, export_and_verify, format_verification  # noqa: E402
-from ppt_ms.builder import setup_context  # noqa: E402
+from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.config import parse_cli
+from ppt_ms.export import DEFAULT_TOLERANCE, ExportError, export_and_verify, format_verification
+from ppt_ms.builder import setup_context
 
 
 def tool_arguments(parser):

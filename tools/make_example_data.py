@@ -3,12 +3,8 @@
 Usage: python tools/make_example_data.py --out data/digits [--image_size 32] [--val_fraction 0.2] [--seed 0]
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppt_ms.data import dataset_summary, format_summary, make_example_dataset  # noqa: E402
+from ppt_ms.data import dataset_summary, format_summary, make_example_dataset
 
 
 def parse_args(argv=None):

@@ -5,11 +5,9 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppt_ms.checkpoint import CheckpointError  # noqa: E402
-from ppt_ms.config import parse_cli  # noqa: E402
-from ppt_ms.quickstart import run_quickstart  # noqa: E402
+from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.config import parse_cli
+from ppt_ms.quickstart import run_quickstart
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
                               "quickstart.yaml")

@@ -6,15 +6,12 @@ Usage: python tools/sweep.py --config X.yaml [--ckpt W]
 Writes DIR/sweep.csv, DIR/sweep.json, DIR/accuracy_vs_macs.png, DIR/accuracy_vs_speed.png.
 """
 import logging
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppt_ms.builder import setup_context  # noqa: E402
-from ppt_ms.checkpoint import CheckpointError  # noqa: E402
-from ppt_ms.config import ConfigError, parse_cli  # noqa: E402
-from ppt_ms.sweep import parse_grid, parse_methods, pick_setting, run_sweep, write_results  # noqa: E402
+from ppt_ms.builder import setup_context
+from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.config import ConfigError, parse_cli
+from ppt_ms.sweep import parse_grid, parse_methods, pick_setting, run_sweep, write_results
 
 
 def tool_arguments(parser):

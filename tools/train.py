@@ -5,14 +5,11 @@
           --log_dir=output/msrun tools/train.py --config configs/quickstart.yaml
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ppt_ms.checkpoint import CheckpointError  # noqa: E402
-from ppt_ms.config import parse_cli  # noqa: E402
-from ppt_ms.data import pipeline_error_message  # noqa: E402
-from ppt_ms.train import train  # noqa: E402
+from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.config import parse_cli
+from ppt_ms.data import pipeline_error_message
+from ppt_ms.train import train
 
 
 def tool_arguments(parser):

@@ -3,14 +3,11 @@
 Usage: python tools/visualize.py --config configs/ppt/ppt_deit_tiny.yaml [--ckpt W] --image a.jpg [--image b.png ...]
        --out DIR [--fill mean|palette] [--title TEXT] [--columns 7] [--section.key VALUE ...]
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from ppt_ms.builder import setup_context  # noqa: E402
-from ppt_ms.config import parse_cli  # noqa: E402
-from ppt_ms.visualize import FILLS, visualize  # noqa: E402
+from ppt_ms.builder import setup_context
+from ppt_ms.config import parse_cli
+from ppt_ms.visualize import FILLS, visualize
 
 
 def tool_arguments(parser):

@@ -21,15 +21,13 @@ from ppt_ms.checkpoint import CheckpointError, load_pretrained, read_state_dict,
 from ppt_ms.config import load_config
 from ppt_ms.models import create_model
 from ppt_ms.train.checkpointing import latest_checkpoint
+from helpers.paths import QUICKSTART
 
-ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 BIG_ARRAYS, BIG_SHAPE = 32, (1024, 1024)  # 32 float32 arrays of 4 MiB
 BIG_BYTES = BIG_ARRAYS * int(np.prod(BIG_SHAPE)) * 4
 
 WRITER = """
 import sys
-sys.path.insert(0, {root!r})
 import numpy as np
 import mindspore as ms
 from ppt_ms.checkpoint import save_checkpoint_atomic
@@ -50,7 +48,7 @@ def in_progress_files(directory):
 def kill_mid_write(path: Path, writer: str) -> int:
     """Start writing a big checkpoint to `path`; SIGKILL the writer once the file being written holds
     some but not all of its bytes. Returns that size."""
-    script = WRITER.format(root=str(ROOT), shape=BIG_SHAPE, count=BIG_ARRAYS)
+    script = WRITER.format(shape=BIG_SHAPE, count=BIG_ARRAYS)
     process = subprocess.Popen([sys.executable, "-c", script, str(path), writer], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     try:

@@ -1,14 +1,13 @@
 """Config values that only the model can judge: caught when build_model builds the network,
 with an error that names the key and what would be allowed."""
-from pathlib import Path
 
 import pytest
 
 from ppt_ms.builder import build_model
 from ppt_ms.config import load_config
 from ppt_ms.models import create_model
+from helpers.paths import QUICKSTART
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"  # vit_quickstart: 4 blocks, 64 + 1 tokens
 
 
 @pytest.mark.parametrize("overrides, fragments", [

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-import numpy_reference as ref
-from tiny_vit import TINY, build_tiny, tiny_params
+from helpers import numpy_reference as ref
+from helpers.tiny_vit import TINY, build_tiny, tiny_params
 from ppt_ms.models import TokenTrace
 
 PPT_LAYERS = [1, 2]
@@ -120,9 +120,9 @@ def test_amp_keeps_sizes_and_variance_in_float32(pynative, params, images):
 
 BFLOAT16_PROBE = """
 import numpy as np, mindspore as ms
-import numpy_reference as ref
+from helpers import numpy_reference as ref
 from test_numerics import PPT, PPT_LAYERS, half_precision_tracer, run_trace
-from tiny_vit import tiny_params
+from helpers.tiny_vit import tiny_params
 ms.set_context(mode=ms.PYNATIVE_MODE)
 try:
     half = run_trace(half_precision_tracer(tiny_params(1), PPT, ms.bfloat16), ref.sample_images(0))

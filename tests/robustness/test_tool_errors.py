@@ -17,9 +17,8 @@ from PIL import Image
 
 from ppt_ms.checkpoint import save_checkpoint_atomic
 from ppt_ms.models import create_model
+from helpers.paths import QUICKSTART, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 ASCEND = ["--system.device_target", "Ascend"]
 
 

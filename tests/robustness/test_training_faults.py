@@ -16,9 +16,8 @@ from PIL import Image
 from ppt_ms.checkpoint import read_state_dict, save_checkpoint_atomic
 from ppt_ms.models import create_model
 from ppt_ms.train import list_checkpoints
+from helpers.paths import QUICKSTART, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 FULL_AT_SAVE = 2
 
 

@@ -7,7 +7,7 @@ that need it skip where it is absent.
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINI = ROOT / "tests" / "data" / "conformance_mini"
 FULL = Path(os.environ.get("PPT_MS_CONFORMANCE", ROOT.parent / "shared" / "conformance"))
 FULL_PRESENT = (FULL / "manifest.json").is_file()

@@ -4,7 +4,7 @@ timm parameter name, and its logits from the NumPy reference."""
 import numpy as np
 import mindspore as ms
 
-import numpy_reference as ref
+from helpers import numpy_reference as ref
 from ppt_ms.models import VisionTransformer
 
 TINY = dict(img_size=32, patch_size=4, embed_dim=32, depth=4, num_heads=2, num_classes=10)  # 64 patches + prefix
