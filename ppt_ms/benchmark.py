@@ -85,6 +85,7 @@ from mindspore import nn, ops
 
 from .builder import build_model
 from .config import FUSED, ConfigError, make_config
+from .errors import PPTMSError
 from .export import export_network, sample_images
 from .flops import count_macs
 from .onnx_runtime import OnnxSession, onnxruntime_version
@@ -106,7 +107,7 @@ MEMORY_NOTE = ("process RSS from /proc/self/status (MB = 2**20 bytes), peak rese
                "Process-wide, not tensor sizes; later variants may reuse memory earlier ones freed.")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(PPTMSError, ValueError):
     """A benchmark variant that cannot be set up; the message names the variant and the setting."""
 
 

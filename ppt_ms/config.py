@@ -24,12 +24,14 @@ from collections.abc import Mapping
 
 import yaml
 
+from .errors import PPTMSError
+
 METHODS = ("none", "ppt", "tome", "prune")
 FUSED = "-fused"  # benchmark variant suffix: the method with token_reduction.fused_cpu_kernel on
 BENCHMARK_VARIANTS = METHODS + ("tome" + FUSED, "ppt" + FUSED)
 
 
-class ConfigError(ValueError):
+class ConfigError(PPTMSError, ValueError):
     """A config file, override or value that cannot be used."""
 
 

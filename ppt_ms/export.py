@@ -40,6 +40,7 @@ from mindspore import nn
 
 from .builder import build_model
 from .config import make_config
+from .errors import PPTMSError
 from .models.portable import onnx_formulation
 from .models.vision_transformer import TokenTrace
 from .onnx_erf import use_onnx_erf
@@ -53,7 +54,7 @@ DYNAMIC_ONNX_REFUSED = ("MindSpore %s's ONNX exporter refuses dynamic shapes ('E
 DEFAULT_TOLERANCE = 1e-4
 
 
-class ExportError(RuntimeError):
+class ExportError(PPTMSError, RuntimeError):
     """A network cannot be exported in the requested format, or the file does
     not reproduce the network.  The message names the format and the reason."""
 

@@ -10,10 +10,12 @@ from typing import List
 
 import numpy as np
 
+from .errors import PPTMSError
+
 REMOTE_PROVIDERS = ("AzureExecutionProvider",)
 
 
-class OnnxRuntimeError(RuntimeError):
+class OnnxRuntimeError(PPTMSError, RuntimeError):
     """onnxruntime is missing or cannot load or run a file; the message says which file and why."""
 
 

@@ -17,8 +17,10 @@ from typing import Callable, List
 import mindspore as ms
 from mindspore.profiler import ProfilerActivity
 
+from .errors import PPTMSError
 
-class ProfileError(RuntimeError):
+
+class ProfileError(PPTMSError, RuntimeError):
     """The profiler ran but wrote no per-kernel table (e.g. on a device whose tables differ)."""
 
 

@@ -21,10 +21,10 @@ variant's memory alone, at the price of unpaired ratios.
 """
 import sys
 
-from ppt_ms.benchmark import BenchmarkError, format_benchmark, run_benchmark, write_json
+from ppt_ms.benchmark import format_benchmark, run_benchmark, write_json
 from ppt_ms.builder import setup_context
 from ppt_ms.isolated_benchmark import run_isolated
-from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
 
 
@@ -43,20 +43,18 @@ def tool_arguments(parser):
 
 def main(argv=None) -> int:
     cfg, args = parse_cli(argv, __doc__, extra=tool_arguments)
-    try:
+
+    def work():
         setup_context(cfg["system"])
         if cfg["benchmark"]["isolate"]:
             report = run_isolated(__file__, argv if argv is not None else sys.argv[1:], cfg["benchmark"]["compare"])
         else:
             report = run_benchmark(cfg, args.ckpt, args.variant, args.profile_reduction, args.profile_ops)
-    except (BenchmarkError, CheckpointError, ValueError, RuntimeError) as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 1
-    print(format_benchmark(report))
-    if args.json:
-        write_json(report, args.json)
-        print("wrote %s" % args.json)
-    return 0
+        print(format_benchmark(report))
+        if args.json:
+            write_json(report, args.json)
+            print("wrote %s" % args.json)
+    return run_tool(work)
 
 
 if __name__ == "__main__":

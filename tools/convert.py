@@ -5,7 +5,8 @@
 import argparse
 import sys
 
-from ppt_ms.checkpoint import CheckpointError, convert_checkpoint
+from ppt_ms.checkpoint import convert_checkpoint
+from ppt_ms.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -21,13 +22,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+
+    def work():
         summary = convert_checkpoint(args.src, args.dst, args.model, args.num_classes, args.img_size, args.use_ema)
-    except CheckpointError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 1
-    print("\n".join(summary.lines()))
-    return 0
+        print("\n".join(summary.lines()))
+    return run_tool(work)
 
 
 if __name__ == "__main__":

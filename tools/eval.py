@@ -4,9 +4,8 @@
 """
 import sys
 
-from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
-from ppt_ms.data import pipeline_error_message
 from ppt_ms.evaluate import evaluate_checkpoint, format_report, write_json
 
 
@@ -18,15 +17,13 @@ def tool_arguments(parser):
 
 def main(argv=None) -> int:
     cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
-    try:
+
+    def work():
         report = evaluate_checkpoint(cfg, args.ckpt)
-    except (CheckpointError, ValueError, OSError, RuntimeError) as error:
-        print("error: %s" % pipeline_error_message(error), file=sys.stderr)
-        return 1
-    print(format_report(report))
-    if args.json:
-        write_json(report, args.json)
-    return 0
+        print(format_report(report))
+        if args.json:
+            write_json(report, args.json)
+    return run_tool(work)
 
 
 if __name__ == "__main__":

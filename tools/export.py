@@ -16,9 +16,9 @@ AIR needs an Ascend device.
 """
 import sys
 
-from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
-from ppt_ms.export import DEFAULT_TOLERANCE, ExportError, export_and_verify, format_verification
+from ppt_ms.export import DEFAULT_TOLERANCE, export_and_verify, format_verification
 from ppt_ms.builder import setup_context
 
 
@@ -31,14 +31,11 @@ def tool_arguments(parser):
 
 def main(argv=None) -> int:
     cfg, args = parse_cli(argv, __doc__, extra=tool_arguments)
-    try:
+
+    def work():
         setup_context(cfg["system"])
-        result = export_and_verify(cfg, args.ckpt, args.tolerance)
-    except (ExportError, CheckpointError, ValueError, RuntimeError) as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 1
-    print(format_verification(result))
-    return 0
+        print(format_verification(export_and_verify(cfg, args.ckpt, args.tolerance)))
+    return run_tool(work)
 
 
 if __name__ == "__main__":

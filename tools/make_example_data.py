@@ -3,7 +3,9 @@
 Usage: python tools/make_example_data.py --out data/digits [--image_size 32] [--val_fraction 0.2] [--seed 0]
 """
 import argparse
+import sys
 
+from ppt_ms.cli import run_tool
 from ppt_ms.data import dataset_summary, format_summary, make_example_dataset
 
 
@@ -18,11 +20,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    made = make_example_dataset(args.out, image_size=args.image_size, val_fraction=args.val_fraction, seed=args.seed)
-    print(('wrote' if made['created'] else 'already complete, left untouched:') +
-          f" {made['train']} train + {made['val']} val images of {made['image_size']}x{made['image_size']} px")
-    print(format_summary(dataset_summary(args.out)))
+
+    def work():
+        made = make_example_dataset(args.out, image_size=args.image_size, val_fraction=args.val_fraction,
+                                    seed=args.seed)
+        print(('wrote' if made['created'] else 'already complete, left untouched:') +
+              f" {made['train']} train + {made['val']} val images of {made['image_size']}x{made['image_size']} px")
+        print(format_summary(dataset_summary(args.out)))
+    return run_tool(work)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

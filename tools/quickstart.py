@@ -5,7 +5,7 @@
 import os
 import sys
 
-from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
 from ppt_ms.quickstart import run_quickstart
 
@@ -18,11 +18,8 @@ def main(argv=None):
     if "--config" not in argv:
         argv = ["--config", DEFAULT_CONFIG] + argv
     cfg, _ = parse_cli(argv, __doc__.splitlines()[0])
-    try:
-        run_quickstart(cfg)
-    except (CheckpointError, ValueError, OSError, RuntimeError) as error:  # TrainingError is a RuntimeError
-        sys.exit("error: %s" % error)
+    return run_tool(lambda: run_quickstart(cfg))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

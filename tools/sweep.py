@@ -9,8 +9,8 @@ import logging
 import sys
 
 from ppt_ms.builder import setup_context
-from ppt_ms.checkpoint import CheckpointError
-from ppt_ms.config import ConfigError, parse_cli
+from ppt_ms.cli import run_tool
+from ppt_ms.config import parse_cli
 from ppt_ms.sweep import parse_grid, parse_methods, pick_setting, run_sweep, write_results
 
 
@@ -30,7 +30,8 @@ def tool_arguments(parser):
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     cfg, args = parse_cli(argv, __doc__.splitlines()[0], extra=tool_arguments)
-    try:
+
+    def work():
         methods = parse_methods(args.methods or "none,%s" % cfg["token_reduction"]["method"])
         grid = parse_grid(args.grid)
         setup_context(cfg["system"])
@@ -49,9 +50,8 @@ def main(argv=None):
             print("most accurate setting meeting the target: %s (top-1 %.2f %%, %.4f GMACs, speed-up %s)"
                   % (best["label"], best["top1"], best["gmacs"], speedup))
             print("use: %s" % best["flags"])
-    except (ConfigError, CheckpointError, ValueError) as error:
-        sys.exit("error: %s" % error)
+    return run_tool(work)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

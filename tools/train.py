@@ -6,9 +6,8 @@
 """
 import sys
 
-from ppt_ms.checkpoint import CheckpointError
+from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
-from ppt_ms.data import pipeline_error_message
 from ppt_ms.train import train
 
 
@@ -19,12 +18,7 @@ def tool_arguments(parser):
 
 def main(argv=None) -> int:
     cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
-    try:
-        train(cfg, max_steps=args.max_steps)
-    except (CheckpointError, ValueError, OSError, RuntimeError) as error:  # TrainingError is a RuntimeError
-        print("error: %s" % pipeline_error_message(error), file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(lambda: train(cfg, max_steps=args.max_steps))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Usage: python tools/visualize.py --config configs/ppt/ppt_deit_tiny.yaml [--ckpt
 import sys
 
 from ppt_ms.builder import setup_context
+from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
 from ppt_ms.visualize import FILLS, visualize
 
@@ -23,15 +24,14 @@ def tool_arguments(parser):
 
 def main(argv=None):
     cfg, args = parse_cli(argv, __doc__.splitlines()[0], extra=tool_arguments)
-    try:
+
+    def work():
         setup_context(cfg["system"])
-        written = visualize(cfg, args.image, args.out, weights=args.ckpt, fill=args.fill, title=args.title,
-                            columns=args.columns)
-    except ValueError as error:
-        sys.exit("error: %s" % error)
-    for path in written:
-        print("wrote", path)
+        for path in visualize(cfg, args.image, args.out, weights=args.ckpt, fill=args.fill, title=args.title,
+                              columns=args.columns):
+            print("wrote", path)
+    return run_tool(work)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,8 @@
 """Errors raised while reading, loading or writing checkpoints."""
+from ..errors import PPTMSError
 
 
-class CheckpointError(Exception):
+class CheckpointError(PPTMSError):
     """A checkpoint cannot be read, does not fit the network, or cannot be written.
     The message names the file or the offending keys."""
 

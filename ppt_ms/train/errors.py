@@ -1,7 +1,8 @@
 """Errors of a training run; each message says what happened and what to do."""
+from ..errors import PPTMSError
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PPTMSError, RuntimeError):
     """Training cannot start or continue."""
 
 

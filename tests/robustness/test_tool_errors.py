@@ -1,8 +1,9 @@
 """The command-line tools, run as a user runs them, on settings that cannot work.
 
 Every tool must stop with a non-zero exit status and one line "error: ..." that names the
-problem, without an uncaught-exception traceback and before it writes outputs. The tools run in subprocesses (a failed device switch must not
-leak into the test process), two at a time.
+problem, without an uncaught-exception traceback and before it writes outputs: an unusable device, an
+impossible token plan, a corrupt image, a file that is no checkpoint, a missing checkpoint, a bad config key.
+The tools run in subprocesses (a failed device switch must not leak into the test process), two at a time.
 """
 import io
 import subprocess
@@ -56,9 +57,25 @@ def write_inputs(base: Path):
     return weights, image, corrupt
 
 
+CONFIG_TOOLS = ("eval", "train", "benchmark", "export", "sweep", "visualize", "quickstart")
+CKPT_TOOLS = ("eval", "benchmark", "export", "sweep", "visualize")
+
+
 def invocations(base: Path):
     """case name -> (tool, arguments); every case writes (if at all) below base/<case>/out."""
     weights, image, corrupt = write_inputs(base)
+    bad_config = base / "bad.yaml"
+    bad_config.write_text("model:\n  nmae: vit_quickstart\n")
+    readable = base / "readable"  # the sweep reads its data before the weights
+    for label in ("a", "b"):
+        (readable / "val" / label).mkdir(parents=True)
+        Image.open(image).save(readable / "val" / label / "0.png")
+    # relative "out": in the case's folder
+    required = {"sweep": ["--grid", "token_reduction.r=4", "--out", "out"],
+                "visualize": ["--image", str(image), "--out", "out"]}
+    ckpt_tools = {"eval": [], "benchmark": ["--benchmark.batch_sizes", "1"], "export": [],
+                  "sweep": required["sweep"] + ["--data.path", str(readable), "--model.num_classes", "2"],
+                  "visualize": required["visualize"]}
 
     def out(case, name=""):
         return str(base / case / "out" / name)
@@ -77,12 +94,19 @@ def invocations(base: Path):
                                                    "--train.output_dir", out("train-r-too-big-data-missing")]),
         "eval-corrupt-jpeg": ("eval", ["--ckpt", str(weights), "--data.path", str(corrupt),
                                        "--model.num_classes", "2", "--data.num_workers", "1"]),
+        **{"bad-ckpt-" + tool: (tool, ["--ckpt", str(image)] + extra) for tool, extra in ckpt_tools.items()},
+        "bad-ckpt-train": ("train", ["--train.finetune", str(image), "--train.output_dir", out("bad-ckpt-train")]),
+        **{"missing-ckpt-" + tool: (tool, ["--ckpt", str(base / "absent.ckpt")] + extra)
+           for tool, extra in ckpt_tools.items()},
+        **{"bad-config-" + tool: (tool, ["--config", str(bad_config)] + required.get(tool, []))
+           for tool in CONFIG_TOOLS},
     }
 
 
 def run_tool(base: Path, case: str, tool: str, arguments) -> ToolRun:
     (base / case).mkdir(exist_ok=True)
-    command = [sys.executable, str(ROOT / "tools" / (tool + ".py")), "--config", QUICKSTART] + list(arguments)
+    config = [] if "--config" in arguments else ["--config", QUICKSTART]
+    command = [sys.executable, str(ROOT / "tools" / (tool + ".py"))] + config + list(arguments)
     done = subprocess.run(command, cwd=base / case, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           timeout=600)
     return ToolRun(done.returncode, done.stderr, base / case / "out")
@@ -136,3 +160,26 @@ def test_corrupt_image_during_evaluation_is_a_clean_error_naming_the_file(runs):
     assert run.returncode != 0, run.describe()
     assert not run.died_uncaught(), run.describe()
     assert any("cut.jpg" in line for line in run.error_lines()), run.describe()
+
+
+@pytest.mark.parametrize("tool", list(CKPT_TOOLS) + ["train"])
+def test_a_file_that_is_no_checkpoint_is_one_error_line_naming_it(runs, tool):
+    run = runs["bad-ckpt-" + tool]
+    assert run.returncode == 1 and not run.died_uncaught(), run.describe()
+    assert len(run.error_lines()) == 1 and "digit.png" in run.error_lines()[0], run.describe()
+
+
+@pytest.mark.parametrize("tool", list(CKPT_TOOLS))
+def test_a_missing_checkpoint_is_one_error_line_naming_it(runs, tool):
+    run = runs["missing-ckpt-" + tool]
+    assert run.returncode == 1 and not run.died_uncaught(), run.describe()
+    assert len(run.error_lines()) == 1 and "absent.ckpt" in run.error_lines()[0], run.describe()
+
+
+@pytest.mark.parametrize("tool", CONFIG_TOOLS)
+def test_a_bad_config_key_is_one_error_line_naming_it(runs, tool):
+    """As argparse reports usage errors: '<tool>.py: error: ...', exit status 2."""
+    run = runs["bad-config-" + tool]
+    assert run.returncode == 2 and not run.died_uncaught(), run.describe()
+    lines = [line for line in run.stderr.splitlines() if ": error: " in line]
+    assert len(lines) == 1 and "unknown config key 'model.nmae'" in lines[0], run.describe()
