@@ -25,8 +25,8 @@ from collections.abc import Mapping
 import yaml
 
 from .errors import PPTMSError
+from .token_reduction.settings import DEFAULTS as TOKEN_REDUCTION, METHODS, check_combination
 
-METHODS = ("none", "ppt", "tome", "prune")
 FUSED = "-fused"  # benchmark variant suffix: the method with token_reduction.fused_cpu_kernel on
 BENCHMARK_VARIANTS = METHODS + ("tome" + FUSED, "ppt" + FUSED)
 
@@ -238,14 +238,14 @@ _SCHEMA = {
         "cpu_kernels": (True, _Bool()),  # CPU inference: GELU and LayerNorm as C++ kernels (models/cpu_layers)
     },
     "token_reduction": {
-        "method": ("none", _Choice(*METHODS)),
-        "r": (0, _IntOrIntList(0)),
-        "layers": ([3, 6, 9], _List(_Int(0), order="strict")),
-        "threshold": (7.0e-5, _Float(0.0, allow_inf=True)),
-        "inflection": (None, _Nullable(_Float())),
-        "prop_attn": (True, _Bool()),
-        "trace_source": (False, _Bool()),
-        "fused_cpu_kernel": (False, _Bool()),
+        "method": (TOKEN_REDUCTION["method"], _Choice(*METHODS)),
+        "r": (TOKEN_REDUCTION["r"], _IntOrIntList(0)),
+        "layers": (TOKEN_REDUCTION["layers"], _List(_Int(0), order="strict")),
+        "threshold": (TOKEN_REDUCTION["threshold"], _Float(0.0, allow_inf=True)),
+        "inflection": (TOKEN_REDUCTION["inflection"], _Nullable(_Float())),
+        "prop_attn": (TOKEN_REDUCTION["prop_attn"], _Bool()),
+        "trace_source": (TOKEN_REDUCTION["trace_source"], _Bool()),
+        "fused_cpu_kernel": (TOKEN_REDUCTION["fused_cpu_kernel"], _Bool()),
     },
     "data": {
         "path": (None, _PATH),
@@ -379,26 +379,10 @@ def _merge(tree, data):
 
 
 def _check_token_reduction(tr):
-    method, r, layers = tr["method"], tr["r"], tr["layers"]
-    if method in ("ppt", "prune"):
-        if not layers:
-            raise ConfigError(f"config key 'token_reduction.layers': method '{method}' needs at "
-                              "least one block index, got []")
-        if isinstance(r, list) and len(r) != len(layers):
-            raise ConfigError(
-                f"config key 'token_reduction.r': with method '{method}' a list gives one value "
-                f"per entry of token_reduction.layers {layers}, so it needs {len(layers)} "
-                f"values, got {len(r)}: {r}")
-    if tr["inflection"] is not None:
-        if method in ("ppt", "prune"):
-            raise ConfigError(
-                f"config key 'token_reduction.inflection': got {tr['inflection']!r}, but it is "
-                f"ToMe's (r, inflection) schedule and method '{method}' does not use it; "
-                "set it to null or use method 'tome'")
-        if isinstance(r, list):
-            raise ConfigError(
-                f"config key 'token_reduction.inflection': ToMe's (r, inflection) schedule "
-                f"needs an int token_reduction.r, got the list {r}")
+    try:
+        check_combination(tr)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_train(train):

@@ -13,6 +13,7 @@ from mindspore.common.initializer import initializer, TruncatedNormal
 
 from ..native import check_device
 from ..token_reduction.reducers import build_reducer
+from ..token_reduction import settings
 from ..token_reduction.schedule import BlockPlan, plan_from_config
 from ..token_reduction.sums import sum_heads
 from ..token_reduction.significance import significance_scores
@@ -20,24 +21,14 @@ from .attention import Attention
 from .layers import DropPath, LayerNorm, Mlp, PatchEmbed, dense
 from .registry import register_model
 
-TOKEN_REDUCTION_DEFAULTS = {"method": "none", "r": 0, "layers": [3, 6, 9], "threshold": 7e-5,
-                            "inflection": None, "prop_attn": True, "trace_source": False,
-                            "fused_cpu_kernel": False}
-
 
 def token_reduction_settings(token_reduction: Optional[Mapping]) -> dict:
-    """Complete a token_reduction mapping with defaults; reject unknown keys."""
-    settings = dict(TOKEN_REDUCTION_DEFAULTS)
-    if token_reduction is not None:
-        unknown = sorted(set(token_reduction) - set(settings))
-        if unknown:
-            raise ValueError("unknown token_reduction key(s) %s; valid keys: %s" % (unknown, sorted(settings)))
-        settings.update({k: v for k, v in dict(token_reduction).items()})
-    if settings["threshold"] is None or settings["threshold"] < 0:
-        raise ValueError("token_reduction.threshold must be >= 0, got %r" % settings["threshold"])
-    if settings["fused_cpu_kernel"]:
+    """Complete a token_reduction mapping with defaults (token_reduction.settings); a fused
+    kernel also needs a device it runs on."""
+    tr = settings.complete(token_reduction)
+    if tr["fused_cpu_kernel"]:
         check_device(ms.get_context("device_target"), "token_reduction.fused_cpu_kernel")
-    return settings
+    return tr
 
 
 class Block(nn.Cell):

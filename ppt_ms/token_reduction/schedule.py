@@ -6,7 +6,7 @@ MindSpore can compile it once, and FLOPs can be counted without running it.
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
-METHODS = ("none", "ppt", "tome", "prune")
+from .settings import METHODS
 
 
 @dataclass(frozen=True)
