@@ -13,6 +13,12 @@ token_reduction.fused_cpu_kernel on (its overrides are "ppt-fused.KEY=VALUE");
 the plain METHOD has it off.  Source tracing is off: the variants are the
 plain inference networks.
 
+Runtime.  benchmark.runtime mindspore (default) times the networks themselves;
+onnxruntime exports each variant to ONNX per batch size (ppt_ms.export, as
+tools/export.py writes it) and times the files in ONNX Runtime with every
+execution provider it offers here and one thread per usable core
+(ppt_ms.onnx_runtime); the report names the providers.
+
 Measurement (graph or PyNative as system.mode says, float32, one process), per batch size:
 1. compile: each variant's first call (graph compile + one run), timed alone;
 2. warm-up: benchmark.warmup untimed calls of each variant;
@@ -35,7 +41,8 @@ memory the earlier ones freed, so compare them with care.  None where /proc
 is unavailable.
 
 JSON written by write_json (run_benchmark's result):
-  model, img_size, num_classes, weights, mode, dtype, warmup, repeats, batch_sizes,
+  model, img_size, num_classes, weights, runtime {name, version[, providers, intra_op_threads]}, mode, dtype,
+  warmup, repeats, batch_sizes,
   machine {cpu_count, platform, python, mindspore}, memory_note,
   variants {METHOD: {token_reduction, tokens_per_block, macs_per_image, macs_ratio_to_none}},
   results [{batch_size, method, compile_s, seconds, images_per_s {median, q1, q3, min, max},
@@ -310,15 +317,12 @@ def training_step_call(net: nn.Cell, images, num_classes: int, seed: int) -> Cal
 def onnxruntime_calls(nets: Dict[str, nn.Cell], images: ms.Tensor):
     """Each network exported to ONNX for `images`' shape, as an onnxruntime call
     on `images`, and the execution providers the sessions use."""
-    calls, providers = {}, []
-    batch = images.asnumpy()
-    with tempfile.TemporaryDirectory() as folder:
+    calls, batch = {}, images.asnumpy()
+    with tempfile.TemporaryDirectory() as folder:  # a session keeps its own copy of the graph
         for method, net in nets.items():
-            path = export_network(net, images, os.path.join(folder, "%s.onnx" % method), "ONNX")
-            session = OnnxSession(path)
+            session = OnnxSession(export_network(net, images, os.path.join(folder, method + ".onnx"), "ONNX"))
             calls[method] = partial(session.run, batch)
-            providers = session.providers
-    return calls, {"name": "onnxruntime", "version": onnxruntime_version(), "providers": providers,
+    return calls, {"name": "onnxruntime", "version": onnxruntime_version(), "providers": session.providers,
                    "intra_op_threads": session.threads}
 
 

@@ -14,7 +14,8 @@ Formats (MindSpore 2.10 on CPU, Python 3.11):
   MindIR v3 files, so the check runs the file with MindSpore itself.
 - ONNX: exported in the formulation of models/portable.py (GELU's erf as a
   rational function, gathers and merges from ops the exporter converts
-  correctly), then run in onnxruntime next to the unchanged live network.
+  correctly); onnx_erf then puts ONNX's exact Erf in place of each rational
+  erf, and the file runs in onnxruntime next to the unchanged live network.
   A reducing network is also exported once more with its per-block decisions
   as outputs (models.TokenTrace): PPT's pool/prune choice of every image in
   every block must be identical in the file, and the merged tokens' sizes
