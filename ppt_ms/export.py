@@ -220,13 +220,17 @@ def run_trace_onnx(net: nn.Cell, images: ms.Tensor):
 
 
 def verify_onnx_decisions(net: nn.Cell, images: ms.Tensor, tolerance: float = DEFAULT_TOLERANCE) -> str:
-    """Run `net` traced in onnxruntime (run_trace_onnx) and live; ExportError
-    unless every PPT pool/prune choice is identical and the token sizes agree
-    within `tolerance`; otherwise a one-line summary."""
-    got = run_trace_onnx(net, images)
-    expected = _as_arrays(TokenTrace(net)(images))
+    """Run `net` traced in onnxruntime (run_trace_onnx) and live, and compare the two (compare_traces)."""
     reducing = [block.plan.index for block in net.blocks if block.reduces]
-    pooled, pooled_file = expected[3][reducing, :, 0], got[3][reducing, :, 0]
+    return compare_traces(_as_arrays(TokenTrace(net)(images)), run_trace_onnx(net, images), reducing,
+                          net.token_reduction["method"], tolerance)
+
+
+def compare_traces(expected, got, reducing_blocks, method: str, tolerance: float = DEFAULT_TOLERANCE) -> str:
+    """Two TokenTrace outputs (logits, sizes, source, decisions [depth, B, 2]): ExportError unless
+    PPT's pool/prune choice is identical in every reducing block for every image and the token
+    sizes agree within `tolerance`; otherwise a one-line summary."""
+    pooled, pooled_file = expected[3][reducing_blocks, :, 0], got[3][reducing_blocks, :, 0]
     differing = int(np.sum(pooled != pooled_file))
     if differing:
         raise ExportError("the ONNX file decides differently from the live network: %d of %d PPT pool/prune "
@@ -236,7 +240,7 @@ def verify_onnx_decisions(net: nn.Cell, images: ms.Tensor, tolerance: float = DE
         raise ExportError("the ONNX file merges differently from the live network: token sizes differ by up to "
                           "%.3g" % size_diff)
     summary = "token sizes agree (max |difference| %.3g)" % size_diff
-    if net.token_reduction["method"] == "ppt":
+    if method == "ppt":
         summary = "PPT decisions identical: %d of %d (block x image) pooled, the rest pruned; %s" % (
             int(pooled.sum()), pooled.size, summary)
     return summary
