@@ -21,7 +21,6 @@ from ppt_ms.isolated_benchmark import merge_reports
 from helpers.paths import QUICKSTART, load_tool
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def graph_mode():
     previous = ms.get_context("mode")
@@ -143,7 +142,6 @@ def test_rss_probe_sees_a_touched_allocation():
 
 
 # ---- the tool, once, on vit_quickstart ----
-
 
 
 @pytest.fixture(scope="module")

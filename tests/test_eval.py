@@ -17,7 +17,6 @@ from tools.eval import main as eval_main
 from helpers.paths import QUICKSTART
 
 
-
 def test_batch_totals_count_hits_and_sum_cross_entropy():
     logits = np.array([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0],     # label 0: top-1 hit
                        [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],     # label 4: 5th largest, top-5 hit only

@@ -162,9 +162,6 @@ def test_default_export_path_names_model_method_and_batch():
 # ---- the tool ----
 
 
-
-
-
 def test_export_tool_exports_and_verifies(tmp_path, capsys):
     """The tool's wiring, on the unreduced quick-start model (cheapest to compile)."""
     target = tmp_path / "quick"

@@ -109,8 +109,6 @@ def test_mindir_has_a_dynamic_batch_and_onnx_says_it_cannot(tmp_path):
     assert not (tmp_path / "ppt.onnx").exists()
 
 
-
-
 def test_export_tool_writes_and_verifies_an_onnx_file(tmp_path, capsys):
     status = load_tool("export").main(["--config", QUICKSTART, "--export.file_format", "ONNX", "--export.batch_size",
                                        "2", "--export.file", str(tmp_path / "quick")])

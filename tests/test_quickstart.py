@@ -12,7 +12,6 @@ from ppt_ms.config import make_config
 from helpers.paths import QUICKSTART
 
 
-
 def test_accuracy_table_gives_macs_against_none_and_no_speed():
     rows = [{"label": "none", "final_tokens": 65, "macs": 15.14e6, "top1": 97.0, "top5": 100.0},
             {"label": "ppt", "final_tokens": 49, "macs": 11.355e6, "top1": 96.5, "top5": 100.0}]

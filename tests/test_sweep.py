@@ -19,7 +19,6 @@ from ppt_ms.sweep.plot import BACKGROUND, COLOURS, FRONT
 from helpers.paths import QUICKSTART, ROOT
 
 
-
 # ---------------------------------------------------------------- grid
 
 def test_grid_values_split_on_top_level_commas():

@@ -18,7 +18,6 @@ from ppt_ms.train import trainer as trainer_module
 from helpers.paths import QUICKSTART
 
 
-
 # ---------------------------------------------------------------- lr schedule
 
 def test_scaled_lr_is_linear_in_the_global_batch():

@@ -9,7 +9,6 @@ from ppt_ms.models import create_model
 from helpers.paths import QUICKSTART
 
 
-
 @pytest.mark.parametrize("overrides, fragments", [
     (["token_reduction.r=40"], ["token_reduction.r", "block 2", "remove 40 tokens", "only has 32"]),
     (["token_reduction.method=tome", "token_reduction.r=70"], ["token_reduction.r", "block 0", "only has 64"]),
