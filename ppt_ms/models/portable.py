@@ -10,9 +10,11 @@ Inside `onnx_formulation(net)`:
   correctly (token_reduction/gather.py, `portable`).
 
 Both compute the same function; the exported file is checked against the
-unchanged network (ppt_ms.export.verify_export).  Outside the context the
-network keeps MindSpore's Erf, batched Gather and TensorScatterAdd
-kernels, which are faster.
+unchanged network (ppt_ms.export.verify_export).  After the export,
+ppt_ms.onnx_erf puts ONNX's exact Erf in place of each rational erf (one
+kernel instead of ~25 in ONNX Runtime).  Outside the context the network
+keeps MindSpore's Erf, batched Gather and TensorScatterAdd kernels, which
+are faster in MindSpore.
 """
 from contextlib import contextmanager
 
