@@ -16,14 +16,14 @@ median images/s with quartiles, ratio to method none, MACs per image, memory (pr
 kernels). --profile_reduction also measures the first reducing block and its reduction step, each as it costs
 inside a graph (chained runs minus a control; see ppt_ms.benchmark), and the step's share of the block.
 --benchmark.training true times a training step (forward, backward, AdamW) of each variant instead.
---benchmark.isolate true runs every variant in a process of its own (ppt_ms.isolated_benchmark): each
+--benchmark.isolate true runs every variant in a process of its own (ppt_ms.benchmark.isolated): each
 variant's memory alone, at the price of unpaired ratios.
 """
 import sys
 
 from ppt_ms.benchmark import format_benchmark, run_benchmark, write_json
 from ppt_ms.builder import setup_context
-from ppt_ms.isolated_benchmark import run_isolated
+from ppt_ms.benchmark.isolated import run_isolated
 from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
 

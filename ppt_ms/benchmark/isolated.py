@@ -15,7 +15,7 @@ from typing import List
 
 import numpy as np
 
-from .benchmark import BenchmarkError
+from .variants import BenchmarkError
 
 
 def run_isolated(tool: str, argv: List[str], methods: List[str]) -> dict:

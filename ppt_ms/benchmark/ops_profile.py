@@ -17,7 +17,7 @@ from typing import Callable, List
 import mindspore as ms
 from mindspore.profiler import ProfilerActivity
 
-from .errors import PPTMSError
+from ..errors import PPTMSError
 
 
 class ProfileError(PPTMSError, RuntimeError):
