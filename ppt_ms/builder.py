@@ -3,7 +3,7 @@ import logging
 
 import mindspore as ms
 
-from .checkpoint import load_pretrained, read_state_dict
+from .checkpoint import TRAINING_ONLY_PREFIXES, load_pretrained, read_state_dict
 from . import native
 from .config import ConfigError
 from .models import create_model
@@ -11,8 +11,6 @@ from .models import create_model
 logger = logging.getLogger(__name__)
 
 MODES = {"graph": ms.GRAPH_MODE, "pynative": ms.PYNATIVE_MODE}
-# what ppt_ms/train/checkpointing.py writes besides the network (optimizer, EMA, loss scaler, position)
-TRAINING_ONLY_PREFIXES = ("adam_m.", "adam_v.", "global_step", "ema.", "loss_scale.", "train_state.")
 
 
 def setup_context(system_cfg):

@@ -15,16 +15,10 @@ from mindspore import nn, ops
 
 from .builder import build_model, setup_context
 from .data import create_dataset
+from .models import logits_of
 from .flops import count_macs
 
 TOP_K = 5
-
-
-def logits_of(output):
-    """The logits of a model output (a model with trace_source returns (logits, source))."""
-    if isinstance(output, tuple):
-        return output[0]
-    return output
 
 
 def batch_totals(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:

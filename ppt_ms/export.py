@@ -41,6 +41,7 @@ from mindspore import nn
 
 from .builder import build_model
 from .config import make_config
+from .data import sample_images
 from .errors import PPTMSError
 from .models.portable import onnx_formulation
 from .models.vision_transformer import TokenTrace
@@ -86,13 +87,6 @@ def default_export_path(cfg, output_dir: str = "output") -> str:
     name = "%s_%s_b%d%s" % (cfg["model"]["name"], cfg["token_reduction"]["method"], export["batch_size"],
                             SUFFIXES[export["file_format"]])
     return os.path.join(output_dir, name)
-
-
-def sample_images(batch_size: int, img_size: int, seed: int = 0) -> ms.Tensor:
-    """A deterministic batch [batch_size, 3, img_size, img_size] float32 of
-    standard normal values (the range of ImageNet-normalised images)."""
-    rng = np.random.default_rng(seed)
-    return ms.Tensor(rng.standard_normal((batch_size, 3, img_size, img_size), dtype=np.float32))
 
 
 def _unsupported_onnx_operator(error: Exception):

@@ -16,7 +16,7 @@ from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, Chained, Reduction
 from ppt_ms import native
 from ppt_ms.config import ConfigError, load_config
 from ppt_ms.flops import count_macs_for
-from ppt_ms.export import sample_images
+from ppt_ms.data import sample_images
 from ppt_ms.benchmark.isolated import merge_reports
 from helpers.paths import QUICKSTART, load_tool
 

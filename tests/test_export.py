@@ -14,8 +14,9 @@ from mindspore import nn, ops
 from helpers import numpy_reference as ref
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.config import make_config
-from ppt_ms.export import (ExportError, default_export_path, export_network, run_mindir, run_onnx, sample_images,
+from ppt_ms.export import (ExportError, default_export_path, export_network, run_mindir, run_onnx,
                            verify_export)
+from ppt_ms.data import sample_images
 from ppt_ms.models import create_model
 from helpers.paths import QUICKSTART, load_tool
 

@@ -15,7 +15,8 @@ from test_conformance_mini import MANIFEST, check_case
 from ppt_ms import export
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.config import ConfigError, make_config
-from ppt_ms.export import ExportError, export_network, run_mindir, run_trace_onnx, sample_images, verify_export
+from ppt_ms.data import sample_images
+from ppt_ms.export import ExportError, export_network, run_mindir, run_trace_onnx, verify_export
 from ppt_ms.models import create_model
 from ppt_ms.models.portable import RationalGELU, erf_rational
 from helpers.paths import QUICKSTART, load_tool

@@ -9,7 +9,7 @@ import numpy as np
 import mindspore as ms
 
 from ..config import make_config
-from ..export import sample_images
+from ..data import sample_images
 from ..flops import count_macs
 from .ops_profile import profile_ops
 from .memory import MEMORY_NOTE, process_peak_rss_mb

@@ -10,6 +10,9 @@ from .errors import CheckpointError
 from .pth_reader import read_pth
 from .readers import read_mindspore_ckpt, read_npz, read_safetensors
 
+# what a training checkpoint (ppt_ms/train/checkpointing.py) holds besides the network:
+# optimizer moments and step, EMA shadows, loss scale, position; loaders of model weights skip them
+TRAINING_ONLY_PREFIXES = ("adam_m.", "adam_v.", "global_step", "ema.", "loss_scale.", "train_state.")
 SUPPORTED_FORMATS = ("PyTorch torch.save (.pth/.pt/.bin, zip or legacy), safetensors, NumPy .npz, "
                      "MindSpore .ckpt")
 

@@ -6,10 +6,12 @@ from .mixup import BatchMixup, smoothed_one_hot
 from .source import pipeline_error_message
 from .rand_augment import parse_rand_augment
 from .summary import dataset_summary, format_summary
+from .synthetic import sample_images
 from .transforms import build_eval_transforms, build_train_transforms
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'FolderScan', 'BatchMixup', 'build_eval_transforms', 'build_train_transforms',
     'check_splits_match', 'create_dataset', 'dataset_summary', 'format_summary', 'make_example_dataset',
-    'parse_rand_augment', 'pipeline_error_message', 'scan_image_folder', 'scan_split', 'smoothed_one_hot',
+    'parse_rand_augment', 'pipeline_error_message', 'sample_images', 'scan_image_folder', 'scan_split',
+    'smoothed_one_hot',
 ]

@@ -183,6 +183,13 @@ class VisionTransformer(nn.Cell):
         return logits
 
 
+def logits_of(output):
+    """The logits of a model output (a model with trace_source returns (logits, source))."""
+    if isinstance(output, tuple):
+        return output[0]
+    return output
+
+
 class TokenTrace(nn.Cell):
     """Everything a reduced forward pass decides, for tests and visualisation:
     images -> (logits, size [B, N_final, 1], source, stats [depth, B, 2]) where

@@ -6,7 +6,7 @@ import math
 
 from PIL import Image, ImageDraw
 
-from ..visualize.render import font
+from ..fonts import font
 
 WIDTH, HEIGHT = 860, 480
 LEFT, TOP, RIGHT, BOTTOM = 72, 40, 600, 420  # the plotting area

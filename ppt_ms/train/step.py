@@ -6,7 +6,7 @@ import mindspore as ms
 from mindspore import nn, ops
 from mindspore.communication import GlobalComm
 
-from ..evaluate import logits_of
+from ..models import logits_of
 
 DEFAULT_LOSS_SCALE = 2.0 ** 16
 LOSS_SCALE_FACTOR = 2

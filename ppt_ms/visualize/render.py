@@ -17,8 +17,9 @@ import colorsys
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from ..fonts import font
 from .trace import PRUNED
 
 PRUNED_GREY = (128, 128, 128)
@@ -92,14 +93,6 @@ def token_panel(image, labels, patch, scale, fill):
         if row > 0 and labels[row - 1, col] != label:
             draw.line([(left, top), (left + cell - 1, top)], fill=BORDER)
     return panel
-
-
-def font(size):
-    """Pillow's built-in font at `size` px (a fixed small bitmap font on Pillow < 10.1)."""
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:
-        return ImageFont.load_default()
 
 
 def wrap(text, typeface, width):
