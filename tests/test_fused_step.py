@@ -9,7 +9,7 @@ import pytest
 import mindspore as ms
 
 from helpers import numpy_reference as ref
-from ppt_ms.token_reduction import build_reducer
+from ppt_ms.token_reduction import FusedReducer, build_reducer
 from ppt_ms import native
 from ppt_ms.token_reduction import fused_step
 
@@ -52,6 +52,14 @@ def mixed_threshold(t):
     return float(np.sqrt(flat * peaked))
 
 
+def fused_reduce(reducer, t):
+    """The fused reducer's (x, size) on the step inputs t, in inference."""
+    assert isinstance(reducer, FusedReducer) and not reducer.training
+    x, size, _, _ = reducer.reduce(ms.Tensor(t["x"]), ms.Tensor(t["size"]), ms.Tensor(np.zeros(1, np.float32)),
+                                   *(ms.Tensor(t[n]) for n in ("k", "v", "probs")))
+    return x, size
+
+
 @pytest.mark.parametrize("method", ["ppt", "tome"])
 @pytest.mark.parametrize("distill_token", [False, True])
 @pytest.mark.parametrize("r", [1, 6, 9])
@@ -59,8 +67,7 @@ def test_fused_step_matches_reference(cxx, mode, method, distill_token, r):
     t = step_inputs()
     threshold = mixed_threshold(t)
     reducer = build_reducer(method, r, N, 2 if distill_token else 1, threshold=threshold, fused_cpu_kernel=True)
-    x, size = (o.asnumpy() for o in reducer.reduce_fused(*(ms.Tensor(t[n]) for n in ("x", "size", "k", "v",
-                                                                                          "probs"))))
+    x, size = (o.asnumpy() for o in fused_reduce(reducer, t))
     expected = reference_step(method, t, r, threshold, distill_token)
     if method == "ppt":
         assert [pooled for _, _, pooled in expected] == [True, False, True, False]
@@ -78,8 +85,7 @@ def test_fused_step_matches_reference(cxx, mode, method, distill_token, r):
 def test_fused_ppt_threshold_extremes(cxx, pynative, threshold, pooled):
     t = step_inputs(5)
     reducer = build_reducer("ppt", 6, N, threshold=threshold, fused_cpu_kernel=True)
-    x, size = (o.asnumpy() for o in reducer.reduce_fused(*(ms.Tensor(t[n]) for n in ("x", "size", "k", "v",
-                                                                                          "probs"))))
+    x, size = (o.asnumpy() for o in fused_reduce(reducer, t))
     for b, (want_x, want_size, was_pooled) in enumerate(reference_step("ppt", t, 6, threshold, False)):
         assert was_pooled == pooled
         np.testing.assert_allclose(x[b], want_x, rtol=0, atol=1e-5)

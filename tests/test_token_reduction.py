@@ -18,7 +18,7 @@ from helpers.conformance_data import FULL, FULL_PRESENT
 from helpers.tiny_vit import TINY, TOLERANCE, build_tiny, load_state_dict, tiny_params
 from ppt_ms.models import TokenTrace
 from ppt_ms.models.attention import Attention
-from ppt_ms.token_reduction import build_reducer, token_plan, tome_schedule
+from ppt_ms.token_reduction import PPTReducer, PruneReducer, ToMeReducer, build_reducer, token_plan, tome_schedule
 from ppt_ms.token_reduction.matching import bipartite_matching, bipartite_positions
 from ppt_ms.token_reduction.pruning import keep_by_score
 from ppt_ms.token_reduction.significance import score_variance, significance_scores
@@ -161,10 +161,10 @@ def reducer(method, r, num_prefix_tokens=1, threshold=7e-5):
 
 
 def run_reducer(cell, tokens, scores):
-    """-> x, size, source, decisions as NumPy arrays."""
+    """The reducer's step on the given metric and scores -> x, size, source, decisions as NumPy arrays."""
     x, size, source, metric, scores = tensors(tokens["x"], tokens["size"], tokens["source"], tokens["metric"], scores)
-    outputs = cell(x, size, source, metric, scores) + (cell.decisions(scores),)
-    return [o.asnumpy() for o in outputs]
+    decides_on = {ToMeReducer: (metric,), PruneReducer: (scores,), PPTReducer: (metric, scores)}[type(cell)]
+    return [o.asnumpy() for o in cell.step(x, size, source, *decides_on)]
 
 
 def check_against_reference(method, outputs, tokens, scores, r, threshold, distill_token):

@@ -35,11 +35,8 @@ class ReductionStep(nn.Cell):
         self.block = block
 
     def construct(self, x, size, source, k, v, probs):
-        if self.block.fused:
-            x, size = self.block.reducer.reduce_fused(x, size, k, v, probs)
-            return x, size, source
-        metric, scores = self.block.reduction_inputs(k, v, probs)
-        return self.block.reducer.reduce(x, size, source, metric, scores)
+        x, size, source, _ = self.block.reducer.reduce(x, size, source, k, v, probs)
+        return x, size, source
 
 
 class Chained(nn.Cell):

@@ -12,11 +12,9 @@ from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, TruncatedNormal
 
 from ..native import check_device
-from ..token_reduction.reducers import build_reducer
+from ..token_reduction.reducers import FusedReducer, build_reducer
 from ..token_reduction import settings
 from ..token_reduction.schedule import BlockPlan, plan_from_config
-from ..token_reduction.sums import sum_heads
-from ..token_reduction.significance import significance_scores
 from .attention import Attention
 from .layers import DropPath, LayerNorm, Mlp, PatchEmbed, dense
 from .registry import register_model
@@ -33,8 +31,9 @@ def token_reduction_settings(token_reduction: Optional[Mapping]) -> dict:
 
 class Block(nn.Cell):
     """Pre-norm transformer block; between attention and MLP it may reduce the
-    tokens.  (x [B, N, C], size [B, N, 1], source) -> (x [B, N - r, C], size, source).
-    With a fused CPU kernel, inference (not training, not tracing) reduces with it."""
+    tokens.  (x [B, N, C], size [B, N, 1], source) -> (x [B, N - r, C], size, source);
+    `traced` adds the block's decisions [B, 2]: (1 if pooled, score variance)
+    for PPT, zeros otherwise."""
 
     def __init__(self, dim, num_heads, mlp_ratio, qkv_bias, drop_path, plan: BlockPlan,
                  proportional: bool, num_prefix_tokens: int, threshold: float, trace_source: bool,
@@ -50,8 +49,7 @@ class Block(nn.Cell):
         self.reducer = build_reducer(plan.method, plan.r, plan.tokens_in, num_prefix_tokens, trace_source, threshold,
                                      fused_cpu_kernel and not trace_source)
         self.reduces = self.reducer is not None
-        self.fused = self.reduces and self.reducer.fused is not None
-        self.needs_scores = plan.method in ("ppt", "prune") and self.reduces
+        self.fused = isinstance(self.reducer, FusedReducer)
 
     def attend(self, x, size):
         """Attention with residual -> (x, k, v [B, H, N, d], probs [B, H, N, N])."""
@@ -63,37 +61,18 @@ class Block(nn.Cell):
             probs = self.attn.probabilities(q, k)
         return x + self.drop_path(self.attn.combine(probs, v)), k, v, probs
 
-    def reduction_inputs(self, k, v, probs):
-        """-> (ToMe metric [B, N, d], PPT significance scores [B, N] or a placeholder)."""
-        metric = sum_heads(k)  # ToMe's mean over heads; the scale cancels in the cosine similarity
-        scores = significance_scores(probs, v) if self.needs_scores else metric[:, :, 0]
-        return metric, scores
-
-    def feed_forward(self, x):
-        return x + self.drop_path(self.mlp(self.norm2(x)))
-
-    def construct(self, x, size, source):
+    def traced(self, x, size, source):
         size = size.astype(ms.float32)  # AMP casts a Cell's inputs to float16; sizes stay float32
         x, k, v, probs = self.attend(x, size)
-        if self.fused and not self.training:
-            x, size = self.reducer.reduce_fused(x, size, k, v, probs)
-        elif self.reduces:
-            metric, scores = self.reduction_inputs(k, v, probs)
-            x, size, source = self.reducer.reduce(x, size, source, metric, scores)
-        return self.feed_forward(x), size, source
-
-    def traced(self, x, size, source):
-        """construct, plus this block's decisions [B, 2]: (1 if pooled, score
-        variance) for PPT, zeros otherwise."""
-        size = size.astype(ms.float32)
-        x, k, v, probs = self.attend(x, size)
         if self.reduces:
-            metric, scores = self.reduction_inputs(k, v, probs)
-            decisions = self.reducer.decisions(scores)
-            x, size, source = self.reducer.reduce(x, size, source, metric, scores)
+            x, size, source, decisions = self.reducer.reduce(x, size, source, k, v, probs)
         else:
             decisions = ops.zeros((x.shape[0], 2), ms.float32)
-        return self.feed_forward(x), size, source, decisions
+        return x + self.drop_path(self.mlp(self.norm2(x))), size, source, decisions
+
+    def construct(self, x, size, source):
+        x, size, source, _ = self.traced(x, size, source)
+        return x, size, source
 
 
 class VisionTransformer(nn.Cell):
@@ -182,6 +161,17 @@ class VisionTransformer(nn.Cell):
             return logits, source
         return logits
 
+    def trace(self, images):
+        """The forward pass with everything it decides: (logits, size [B, N_final, 1],
+        sources (the source map after each block), stats [depth, B, 2] (each block's decisions))."""
+        x, size, source = self.initial_state(images)
+        sources, stats = (), ()
+        for block in self.blocks:
+            x, size, source, decisions = block.traced(x, size, source)
+            sources = sources + (source,)
+            stats = stats + (decisions,)
+        return self.forward_head(self.norm(x)), size, sources, ops.stack(stats)
+
 
 def logits_of(output):
     """The logits of a model output (a model with trace_source returns (logits, source))."""
@@ -200,12 +190,8 @@ class TokenTrace(nn.Cell):
         self.net = net
 
     def construct(self, images):
-        x, size, source = self.net.initial_state(images)
-        stats = ()
-        for block in self.net.blocks:
-            x, size, source, block_stats = block.traced(x, size, source)
-            stats = stats + (block_stats,)
-        return self.net.forward_head(self.net.norm(x)), size, source, ops.stack(stats)
+        logits, size, sources, stats = self.net.trace(images)
+        return logits, size, sources[-1], stats
 
 
 def _vit(architecture: dict, overrides: dict):

@@ -1,10 +1,14 @@
 """The reduction step of a block, one Cell per method.
 
-Every reducer maps (x [B, N, C], size [B, N, 1] float32, source [B, N, N0],
-metric [B, N, d], scores [B, N]) to (x, size, source) with N - r tokens.
-`decisions(scores)` reports per image (1 if pooled, score variance) as [B, 2]
-(zeros for ToMe and pruning).  `source` is only touched when tracing is on;
-otherwise it is a placeholder passed through unchanged.
+A block hands its reducer what attention produced: `reduce(x [B, N, C],
+size [B, N, 1] float32, source [B, N, N0], k, v [B, H, N, d], probs [B, H,
+N, N])` -> (x, size, source with N - r tokens, decisions [B, 2]).  The
+reducer computes what its method needs from them, ToMe's metric (the keys
+summed over heads) and PPT's significance scores, and passes them to `step`,
+the method's decision and gather/merge, which tests drive directly.
+decisions is (1 if pooled, score variance) per image for PPT, zeros
+otherwise.  `source` is only touched when tracing is on; otherwise it is a
+placeholder passed through unchanged.
 
 Blocks call `reduce`, not the Cell itself: under AMP O2/O3 MindSpore casts
 the float inputs of every Cell call to float16, and the sizes, scores and
@@ -17,9 +21,8 @@ Each method comes down to the same two moves: gather the tokens that stay
 or the pooling `keep` indices, and switches the merges off for pruned images,
 so the big tensors are gathered once whatever the branch.
 
-With `fused_cpu_kernel`, PPT and ToMe reducers also offer `reduce_fused`
-(x, size, k, v, probs) -> (x, size): the same step as one C++ kernel, for CPU
-inference (fused_step.py).
+With `fused_cpu_kernel`, PPT and ToMe steps run as one C++ kernel in CPU
+inference: `FusedReducer`, behind the same `reduce` (fused_step.py).
 """
 import mindspore as ms
 from mindspore import nn, ops
@@ -28,7 +31,8 @@ from .fused_step import fused_step, settings_tensor
 from .gather import add_into, take_tokens
 from .matching import bipartite_matching, bipartite_positions, merge_layout
 from .pruning import keep_by_score
-from .significance import score_variance
+from .significance import score_variance, significance_scores
+from .sums import sum_heads
 
 DISTILL_SCORE = 1.5  # ranks the distillation token second, right after CLS (2)
 
@@ -70,12 +74,7 @@ class _Reducer(nn.Cell):
         self.distill_token = num_prefix_tokens == 2
         self.trace_source = trace_source
         self.a_positions, self.b_positions = bipartite_positions(num_tokens)
-        self.fused = None
         self.portable = False  # the ONNX-exportable formulation; set by models/portable.py
-
-    def use_fused_kernel(self, method: str, threshold: float = 0.0):
-        self.fused = fused_step(method, self.num_out)
-        self.fused_settings = settings_tensor(threshold, self.distill_token)
 
     def pooling_plan(self, metric):
         unmerged, src, dst = bipartite_matching(metric, self.r, self.a_positions, self.b_positions,
@@ -87,39 +86,45 @@ class _Reducer(nn.Cell):
             scores = ops.concat((scores[:, :1], ops.full_like(scores[:, :1], DISTILL_SCORE), scores[:, 2:]), axis=1)
         return keep_by_score(scores, self.num_out)
 
-    def decisions(self, scores):
-        return ops.zeros((scores.shape[0], 2), ms.float32)
+    def decisions(self, k, v, probs):
+        """What this block decided per image, [B, 2]: zeros unless PPT overrides it."""
+        return ops.zeros((k.shape[0], 2), ms.float32)
 
-    def construct(self, x, size, source, metric, scores):
-        return self.reduce(x, size, source, metric, scores)
+    def construct(self, x, size, source, k, v, probs):
+        return self.reduce(x, size, source, k, v, probs)
+
+
+def tome_metric(k):
+    """ToMe's matching metric: the keys summed over heads, [B, N, d] (the mean's scale cancels in
+    the cosine similarity)."""
+    return sum_heads(k)
 
 
 class ToMeReducer(_Reducer):
     """Bipartite soft matching on the attention keys, size-weighted merge."""
 
-    def __init__(self, r: int, num_tokens: int, num_prefix_tokens: int, trace_source: bool,
-                 fused_cpu_kernel: bool = False):
-        super().__init__(r, num_tokens, num_prefix_tokens, trace_source)
-        if fused_cpu_kernel:
-            self.use_fused_kernel("tome")
+    def reduce(self, x, size, source, k, v, probs):
+        return self.step(x, size, source, tome_metric(k))
 
-    def reduce(self, x, size, source, metric, scores):
+    def step(self, x, size, source, metric):
         keep, src_pos, dst_slot = self.pooling_plan(metric)
-        return merge_tokens(x, size, source, keep, src_pos, dst_slot, None, self.trace_source, self.portable)
-
-    def reduce_fused(self, x, size, k, v, probs):
-        merged, size = self.fused(x.astype(ms.float32), size, k.astype(ms.float32), self.fused_settings)
-        return merged.astype(x.dtype), size
+        x, size, source = merge_tokens(x, size, source, keep, src_pos, dst_slot, None, self.trace_source,
+                                       self.portable)
+        return x, size, source, ops.zeros((x.shape[0], 2), ms.float32)
 
 
 class PruneReducer(_Reducer):
     """Drop the r least significant tokens; the rest follow in score order."""
 
-    def reduce(self, x, size, source, metric, scores):
+    def reduce(self, x, size, source, k, v, probs):
+        return self.step(x, size, source, significance_scores(probs, v))
+
+    def step(self, x, size, source, scores):
         keep = self.pruning_plan(scores)
         if self.trace_source:
             source = take_tokens(source, keep, self.portable)
-        return take_tokens(x, keep, self.portable), take_tokens(size, keep, self.portable), source
+        x, size = take_tokens(x, keep, self.portable), take_tokens(size, keep, self.portable)
+        return x, size, source, ops.zeros((x.shape[0], 2), ms.float32)
 
 
 class PPTReducer(_Reducer):
@@ -128,41 +133,67 @@ class PPTReducer(_Reducer):
     so each image picks its branch's indices with a select and the batch keeps
     one shape."""
 
-    def __init__(self, r: int, num_tokens: int, num_prefix_tokens: int, trace_source: bool, threshold: float,
-                 fused_cpu_kernel: bool = False):
+    def __init__(self, r: int, num_tokens: int, num_prefix_tokens: int, trace_source: bool, threshold: float):
         super().__init__(r, num_tokens, num_prefix_tokens, trace_source)
         self.threshold = threshold
-        if fused_cpu_kernel:
-            self.use_fused_kernel("ppt", threshold)
 
-    def decisions(self, scores):
-        variance = score_variance(scores)
+    def decisions(self, k, v, probs):
+        variance = score_variance(significance_scores(probs, v))
         return ops.stack(((variance < self.threshold).astype(ms.float32), variance), axis=1)
 
-    def reduce(self, x, size, source, metric, scores):
-        pooled = score_variance(scores) < self.threshold
+    def reduce(self, x, size, source, k, v, probs):
+        return self.step(x, size, source, tome_metric(k), significance_scores(probs, v))
+
+    def step(self, x, size, source, metric, scores):
+        variance = score_variance(scores)
+        pooled = variance < self.threshold
         keep_pool, src_pos, dst_slot = self.pooling_plan(metric)
         keep = ops.select(pooled.reshape(-1, 1), keep_pool, self.pruning_plan(scores))
-        return merge_tokens(x, size, source, keep, src_pos, dst_slot, pooled.astype(ms.float32), self.trace_source,
-                            self.portable)
+        x, size, source = merge_tokens(x, size, source, keep, src_pos, dst_slot, pooled.astype(ms.float32),
+                                       self.trace_source, self.portable)
+        return x, size, source, ops.stack((pooled.astype(ms.float32), variance), axis=1)
 
-    def reduce_fused(self, x, size, k, v, probs):
-        merged, size = self.fused(x.astype(ms.float32), size, k.astype(ms.float32), v.astype(ms.float32),
-                                  probs.astype(ms.float32), self.fused_settings)
-        return merged.astype(x.dtype), size
+
+class FusedReducer(nn.Cell):
+    """A PPT or ToMe reducer whose step runs as one C++ kernel in inference
+    (fused_step.py): the same `reduce`, the same results.  Training uses the
+    wrapped MindSpore-ops reducer (the kernel has no backward); the decisions
+    come from the ops (when a trace asks for them)."""
+
+    def __init__(self, reducer: _Reducer, method: str, threshold: float = 0.0):
+        super().__init__()
+        self.ops_reducer = reducer
+        self.method = method
+        self.kernel = fused_step(method, reducer.num_out)
+        self.settings = settings_tensor(threshold, reducer.distill_token)
+
+    def reduce(self, x, size, source, k, v, probs):
+        if self.training:
+            return self.ops_reducer.reduce(x, size, source, k, v, probs)
+        if self.method == "ppt":
+            merged, size = self.kernel(x.astype(ms.float32), size, k.astype(ms.float32), v.astype(ms.float32),
+                                       probs.astype(ms.float32), self.settings)
+        else:
+            merged, size = self.kernel(x.astype(ms.float32), size, k.astype(ms.float32), self.settings)
+        return merged.astype(x.dtype), size, source, self.ops_reducer.decisions(k, v, probs)
+
+    def construct(self, x, size, source, k, v, probs):
+        return self.reduce(x, size, source, k, v, probs)
 
 
 def build_reducer(method: str, r: int, num_tokens: int, num_prefix_tokens: int = 1, trace_source: bool = False,
                   threshold: float = 7e-5, fused_cpu_kernel: bool = False):
     """The reducer Cell for one block of a token plan (a block receiving
     `num_tokens` tokens), or None when it keeps all tokens.  `fused_cpu_kernel`
-    gives PPT and ToMe reducers `reduce_fused` as well (pruning has no fused kernel)."""
+    wraps PPT and ToMe reducers in a FusedReducer (pruning has no fused kernel)."""
     if method == "none" or r <= 0:
         return None
     if method == "tome":
-        return ToMeReducer(r, num_tokens, num_prefix_tokens, trace_source, fused_cpu_kernel)
-    if method == "prune":
+        reducer = ToMeReducer(r, num_tokens, num_prefix_tokens, trace_source)
+    elif method == "prune":
         return PruneReducer(r, num_tokens, num_prefix_tokens, trace_source)
-    if method == "ppt":
-        return PPTReducer(r, num_tokens, num_prefix_tokens, trace_source, threshold, fused_cpu_kernel)
-    raise ValueError("unknown token reduction method %r" % method)
+    elif method == "ppt":
+        reducer = PPTReducer(r, num_tokens, num_prefix_tokens, trace_source, threshold)
+    else:
+        raise ValueError("unknown token reduction method %r" % method)
+    return FusedReducer(reducer, method, threshold) if fused_cpu_kernel else reducer

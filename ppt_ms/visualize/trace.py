@@ -6,7 +6,7 @@ final one (no truncated copies of the model).  `patch_groups` turns one
 image's source map into a label per patch.
 """
 import numpy as np
-from mindspore import nn, ops
+from mindspore import nn
 
 PRUNED = -1
 
@@ -26,14 +26,8 @@ class BlockSources(nn.Cell):
         self.net = net
 
     def construct(self, images):
-        x, size, source = self.net.initial_state(images)
-        sources = ()
-        stats = ()
-        for block in self.net.blocks:
-            x, size, source, block_stats = block.traced(x, size, source)
-            sources = sources + (source,)
-            stats = stats + (block_stats,)
-        return sources, ops.stack(stats)
+        _, _, sources, stats = self.net.trace(images)
+        return sources, stats
 
 
 def patch_groups(source, num_prefix_tokens, grid_size):
