@@ -55,6 +55,12 @@ def graph():
     yield from _in_mode(ms.GRAPH_MODE)
 
 
+@pytest.fixture(scope="module")
+def graph_module():
+    """Graph mode for a whole test module: pytestmark = pytest.mark.usefixtures("graph_module")."""
+    yield from _in_mode(ms.GRAPH_MODE)
+
+
 @pytest.fixture(scope="session")
 def cxx():
     """Skips the test on a machine without the C++ compiler the CPU kernels are built with."""

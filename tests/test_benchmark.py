@@ -21,12 +21,7 @@ from ppt_ms.benchmark.isolated import merge_reports
 from helpers.paths import QUICKSTART, load_tool
 
 
-@pytest.fixture(scope="module", autouse=True)
-def graph_mode():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    yield
-    ms.set_context(mode=previous)
+pytestmark = pytest.mark.usefixtures("graph_module")
 
 
 def quickstart(*overrides):

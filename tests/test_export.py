@@ -26,12 +26,7 @@ PPT_LAYER, R = 1, 4
 BATCH = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def graph_mode():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    yield
-    ms.set_context(mode=previous)
+pytestmark = pytest.mark.usefixtures("graph_module")
 
 
 @pytest.fixture(scope="module")

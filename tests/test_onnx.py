@@ -24,12 +24,7 @@ from helpers.paths import QUICKSTART, load_tool
 IMG, DEPTH, BATCH = 64, 2, 3  # 16 patches + CLS; two blocks keep the compiles short
 
 
-@pytest.fixture(scope="module", autouse=True)
-def graph_mode():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    yield
-    ms.set_context(mode=previous)
+pytestmark = pytest.mark.usefixtures("graph_module")
 
 
 def test_rational_erf_and_gelu_match_the_exact_functions(pynative):
