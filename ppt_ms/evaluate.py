@@ -3,7 +3,6 @@
 `evaluate(net, dataset)` does the measuring for any network and batched (image, label) dataset;
 `evaluate_checkpoint(cfg, ckpt)` builds everything from a config (what tools/eval.py runs).
 """
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,8 @@ from mindspore import nn, ops
 from .builder import build_model, setup_context
 from .data import create_dataset
 from .models import logits_of
+from . import reporting
+from .reporting import table
 from .flops import count_macs
 
 TOP_K = 5
@@ -187,15 +188,9 @@ def format_report(report: EvalReport) -> str:
             ("loss", "%.4f" % report.loss),
             ("MACs per image", "%.4f G" % (report.macs_per_image / 1e9)),
             ("images/s", speed)]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join("%s  %s" % (name.ljust(width), value) for name, value in rows)
+    return "\n".join(table(rows, align="left"))
 
 
 def write_json(report: EvalReport, path) -> None:
     """Write the report as JSON (parent folders are created)."""
-    folder = os.path.dirname(os.fspath(path))
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(asdict(report), handle, indent=2)
-        handle.write("\n")
+    reporting.write_json(asdict(report), path)

@@ -46,6 +46,7 @@ from typing import Optional, Tuple
 from mindspore.nn.utils import no_init_parameters
 
 from .models import create_model
+from .reporting import table
 from .token_reduction.schedule import BlockPlan
 
 
@@ -266,13 +267,7 @@ def format_macs_table(report: MacsReport) -> str:
         rows.append((str(b.index), "%d->%d" % (b.tokens_in, b.tokens_out), b.method,
                      _millions(b.qkv), _millions(b.attn_scores), _millions(b.attn_values), _millions(b.proj),
                      _millions(b.reduction), _millions(b.mlp), _millions(b.total)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-
-    def line(row):
-        return "  ".join(cell.rjust(width) for cell, width in zip(row, widths))
-
-    lines = ["MACs per image (M = 1e6; LayerNorm, softmax and GELU are not counted)", line(columns)]
-    lines += [line(row) for row in rows[1:]]
+    lines = ["MACs per image (M = 1e6; LayerNorm, softmax and GELU are not counted)"] + table(rows)
     lines += ["patch embed  %s M" % _millions(report.patch_embed),
               "final norm   %s M (not counted)" % _millions(report.final_norm),
               "head         %s M" % _millions(report.head),

@@ -7,6 +7,7 @@ import os
 from .benchmark import format_benchmark, run_benchmark
 from .config import make_config
 from .data import make_example_dataset
+from .reporting import table
 from .sweep import run_sweep, write_results
 from .train import train
 from .visualize import visualize
@@ -32,8 +33,7 @@ def format_comparison(rows) -> str:
         ratio = "%.2f" % (row["macs"] / none_macs) if none_macs else "-"
         lines.append((row["label"], str(row["final_tokens"]), "%.2f M" % (row["macs"] / 1e6), ratio,
                       "%.2f" % row["top1"], "%.2f" % row["top5"]))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join(table(lines, align="left"))
 
 
 def run_quickstart(cfg, log=print):

@@ -3,7 +3,8 @@ compared networks), memory and timing (side by side, paired ratios), the in-grap
 reduction profile, run (the whole benchmark) and report (JSON and tables)."""
 from .memory import RssProbe, process_peak_rss_mb
 from .reduction_profile import Chained, ReductionStep, marginal_per_round, profile_reduction, random_block_inputs
-from .report import format_benchmark, format_ops_profile, write_json
+from ..reporting import write_json
+from .report import format_benchmark, format_ops_profile
 from .run import cpu_model, run_benchmark
 from .timing import paired_speedup, throughput, time_side_by_side, training_step_call
 from .variants import PAPER_SETTINGS, BenchmarkError, build_variants, copy_parameters, variant_configs

@@ -18,20 +18,9 @@ seconds apart cancels the slow swings of a shared machine that a ratio of two
 medians would keep (null without none); macs_ratio_to_none is the variant's
 MACs per image over none's (ppt_ms.flops.count_macs).
 """
-import json
-import os
 from typing import List
 
-def write_json(report: dict, path: str):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
-
-
-def _table(header, rows) -> List[str]:
-    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
-    return ["  ".join(str(cell).rjust(width) for cell, width in zip(row, widths)) for row in [header] + rows]
+from ..reporting import table
 
 
 def _optional(value, pattern):
@@ -70,7 +59,7 @@ def format_benchmark(report: dict) -> str:
              "%.1f" % r["compile_s"], "%.3f" % (r["macs_per_image"] / 1e9),
              _optional(r["macs_ratio_to_none"], "%.3f"), _optional(r["memory_mb"]["first_call_peak"], "%.0f"),
              _optional(r["memory_mb"]["timed_calls_peak"], "%.0f")) for r in report["results"]]
-    lines += _table(header, rows)
+    lines += table(rows, header)
     if report.get("reduction_profile"):
         first = report["reduction_profile"][0]
         lines.append("reduction step vs its whole block, cost inside a graph (per round: N chained runs minus 1 "
@@ -83,7 +72,7 @@ def format_benchmark(report: dict) -> str:
                  "[%.3f, %.3f]" % tuple(p["step_ms_q1_q3"]), "%.1f%%" % (100 * p["reduction_share"]),
                  "[%.1f, %.1f]" % tuple(100 * v for v in p["reduction_share_q1_q3"]))
                 for p in report["reduction_profile"]]
-        lines += _table(header, rows)
+        lines += table(rows, header)
     for batch_size in sorted({p["batch_size"] for p in report.get("ops_profile", [])}):
         lines += format_ops_profile([p for p in report["ops_profile"] if p["batch_size"] == batch_size])
     return "\n".join(lines)
@@ -112,4 +101,4 @@ def format_ops_profile(profiles: List[dict]) -> List[str]:
     rows.append(("all kernels",) + tuple("%.1f" % p["kernel_ms"] for p in profiles))
     rows.append(("outside kernels",) + tuple("%.1f" % p["outside_kernels_ms"] for p in profiles))
     rows.append(("wall, profiling",) + tuple("%.1f" % p["wall_ms"] for p in profiles))
-    return lines + _table(header, rows)
+    return lines + table(rows, header)

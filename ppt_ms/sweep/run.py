@@ -1,7 +1,6 @@
 """Run a sweep: evaluate every setting on the same weights and images, then
 write the table (CSV, JSON) and the trade-off plots."""
 import csv
-import json
 import logging
 import os
 
@@ -10,6 +9,7 @@ from ..checkpoint import load_pretrained
 from ..data import create_dataset
 from ..evaluate import evaluate
 from ..flops import count_macs_for
+from .. import reporting
 from .grid import override_flags, parse_grid, sweep_points
 from .pareto import pareto_front
 from .plot import line_plot
@@ -104,9 +104,7 @@ def write_csv(rows, grid_keys, path):
 
 
 def write_json(rows, context, path):
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(dict(context, rows=rows), handle, indent=2)
-        handle.write("\n")
+    reporting.write_json(dict(context, rows=rows), path)
 
 
 def curve_name(row):
