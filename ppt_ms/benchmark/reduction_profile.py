@@ -35,8 +35,7 @@ class ReductionStep(nn.Cell):
         self.block = block
 
     def construct(self, x, size, source, k, v, probs):
-        x, size, source, _ = self.block.reducer.reduce(x, size, source, k, v, probs)
-        return x, size, source
+        return self.block.reducer.reduce(x, size, source, k, v, probs)[:3]
 
 
 class Chained(nn.Cell):

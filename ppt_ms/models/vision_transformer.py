@@ -71,8 +71,8 @@ class Block(nn.Cell):
         return x + self.drop_path(self.mlp(self.norm2(x))), size, source, decisions
 
     def construct(self, x, size, source):
-        x, size, source, _ = self.traced(x, size, source)
-        return x, size, source
+        # a slice: unpacking into `_` makes MindSpore 2.10 warn that side-effect nodes were eliminated
+        return self.traced(x, size, source)[:3]
 
 
 class VisionTransformer(nn.Cell):

@@ -26,8 +26,7 @@ class BlockSources(nn.Cell):
         self.net = net
 
     def construct(self, images):
-        _, _, sources, stats = self.net.trace(images)
-        return sources, stats
+        return self.net.trace(images)[2:]  # (sources, stats); a slice, see models.Block.construct
 
 
 def patch_groups(source, num_prefix_tokens, grid_size):
