@@ -138,20 +138,21 @@ class PPTReducer(_Reducer):
         self.threshold = threshold
 
     def decisions(self, k, v, probs):
-        variance = score_variance(significance_scores(probs, v))
-        return ops.stack(((variance < self.threshold).astype(ms.float32), variance), axis=1)
+        variance = score_variance(significance_scores(probs, v), self.portable)
+        return ops.stack(((variance < self.threshold).astype(ms.float32), variance.astype(ms.float32)), axis=1)
 
     def reduce(self, x, size, source, k, v, probs):
         return self.step(x, size, source, tome_metric(k), significance_scores(probs, v))
 
     def step(self, x, size, source, metric, scores):
-        variance = score_variance(scores)
+        variance = score_variance(scores, self.portable)
         pooled = variance < self.threshold
         keep_pool, src_pos, dst_slot = self.pooling_plan(metric)
         keep = ops.select(pooled.reshape(-1, 1), keep_pool, self.pruning_plan(scores))
         x, size, source = merge_tokens(x, size, source, keep, src_pos, dst_slot, pooled.astype(ms.float32),
                                        self.trace_source, self.portable)
-        return x, size, source, ops.stack((pooled.astype(ms.float32), variance), axis=1)
+        # float32 decisions: under AMP O2 in graph mode the variance can arrive as float16
+        return x, size, source, ops.stack((pooled.astype(ms.float32), variance.astype(ms.float32)), axis=1)
 
 
 class FusedReducer(nn.Cell):
