@@ -138,14 +138,14 @@ class PPTReducer(_Reducer):
         self.threshold = threshold
 
     def decisions(self, k, v, probs):
-        variance = score_variance(significance_scores(probs, v), self.portable)
+        variance = score_variance(significance_scores(probs, v))
         return ops.stack(((variance < self.threshold).astype(ms.float32), variance.astype(ms.float32)), axis=1)
 
     def reduce(self, x, size, source, k, v, probs):
         return self.step(x, size, source, tome_metric(k), significance_scores(probs, v))
 
     def step(self, x, size, source, metric, scores):
-        variance = score_variance(scores, self.portable)
+        variance = score_variance(scores)
         pooled = variance < self.threshold
         keep_pool, src_pos, dst_slot = self.pooling_plan(metric)
         keep = ops.select(pooled.reshape(-1, 1), keep_pool, self.pruning_plan(scores))

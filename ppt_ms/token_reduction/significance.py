@@ -24,13 +24,10 @@ def significance_scores(probs, v):
     return ops.concat((cls_score, patch_scores), axis=1)
 
 
-def score_variance(scores, portable: bool = False):
+def score_variance(scores):
     """Unbiased variance (divide by count - 1) of the non-CLS scores: [B, N] -> [B].
-    `portable` (ONNX export, models/portable.py): from sums, as MindSpore's ONNX exporter has
-    no ReduceStd; otherwise one ops.var kernel."""
+    From sums, not ops.var: MindSpore's ONNX exporter has no ReduceStd."""
     patch_scores = _without_cls(scores)
-    if not portable:
-        return ops.var(patch_scores, axis=1, ddof=1)
     n = patch_scores.shape[1]
     deviation = patch_scores - patch_scores.sum(axis=1, keepdims=True) / n
     return (deviation * deviation).sum(axis=1) / (n - 1)
