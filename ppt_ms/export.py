@@ -125,9 +125,7 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
     net.set_train(False)
     if file_format == "ONNX":
         try:
-            with onnx_formulation(net):
-                ms.onnx.export(net, images, file_name=path)
-            use_onnx_erf(path)
+            write_onnx(net, net, images, path)
         except RuntimeError as error:
             operator = _unsupported_onnx_operator(error)
             if operator is None:
@@ -142,6 +140,14 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
     if not os.path.isfile(path):
         raise ExportError("MindSpore reported no error but wrote no %s file at %s" % (file_format, path))
     return path
+
+
+def write_onnx(cell: nn.Cell, net: nn.Cell, images: ms.Tensor, path: str):
+    """Export `cell` (`net` or a Cell around it) to ONNX with `net` in its exportable formulation
+    (models/portable.py), then put ONNX's exact Erf back (onnx_erf)."""
+    with onnx_formulation(net):
+        ms.onnx.export(cell, images, file_name=path)
+    use_onnx_erf(path)
 
 
 def _as_arrays(outputs):
@@ -207,9 +213,7 @@ def run_trace_onnx(net: nn.Cell, images: ms.Tensor):
     trace.set_train(False)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "trace.onnx")
-        with onnx_formulation(net):
-            ms.onnx.export(trace, images, file_name=path)
-        use_onnx_erf(path)
+        write_onnx(trace, net, images, path)
         return run_onnx(path, images)
 
 
