@@ -12,8 +12,8 @@ from mindspore import nn, Parameter
 from ppt_ms.checkpoint import read_state_dict
 from ppt_ms.config import load_config
 from ppt_ms.data import make_example_dataset
-from ppt_ms.train import (AdamW, ParameterEMA, TrainingDiverged, TrainStep, create_loss, list_checkpoints,
-                          lr_schedule, param_groups, scaled_lr, skips_weight_decay, train)
+from ppt_ms.train import (ParameterEMA, StepLearningRate, TrainingDiverged, TrainStep, create_loss, create_optimizer,
+                          list_checkpoints, lr_schedule, param_groups, scaled_lr, skips_weight_decay, train)
 from ppt_ms.train import trainer as trainer_module
 from helpers.paths import QUICKSTART
 
@@ -108,10 +108,11 @@ def test_train_step_equals_numpy_adamw_with_clipping_and_ema(mode):
     ms.set_context(mode=mode)
     net = TinyClassifier()
     lrs = np.array([0.05, 0.1, 0.02], np.float32)
-    optimizer = AdamW(param_groups(net.trainable_params(), 0.3), learning_rate=ms.Tensor(lrs))
+    optimizer = create_optimizer(net, 0.3)
     ema = ParameterEMA(net.trainable_params(), 0.8)
     clip = 0.2
-    step = TrainStep(net, create_loss(soft_targets=True), optimizer, clip_grad=clip, ema=ema)
+    step = TrainStep(net, create_loss(soft_targets=True), optimizer, clip_grad=clip, ema=ema,
+                     learning_rate=StepLearningRate(optimizer, lrs))
 
     rng = np.random.default_rng(0)
     params = {p.name: p.asnumpy().astype(np.float64) for p in net.trainable_params()}
@@ -134,22 +135,22 @@ def test_train_step_equals_numpy_adamw_with_clipping_and_ema(mode):
             shadows[name] = 0.8 * shadows[name] + 0.2 * params[name]
         assert bool(applied.asnumpy())
         assert float(loss.asnumpy()) == pytest.approx(expected_loss, rel=1e-5)
-    for p, m, v in zip(optimizer.parameters, optimizer.moments1, optimizer.moments2):
-        assert m.name == "adam_m." + p.name and v.name == "adam_v." + p.name
+    for p, m, v in zip(optimizer.parameters, optimizer.exp_avg, optimizer.exp_avg_sq):
+        assert m.name == "exp_avg." + p.name and v.name == "exp_avg_sq." + p.name
         np.testing.assert_allclose(p.asnumpy(), params[p.name], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(m.asnumpy(), moments[p.name][0], rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(v.asnumpy(), moments[p.name][1], rtol=1e-5, atol=1e-9)
     for shadow, p in zip(ema.shadows, net.trainable_params()):
         assert shadow.name == "ema." + p.name
         np.testing.assert_allclose(shadow.asnumpy(), shadows[p.name], rtol=1e-5, atol=1e-6)
-    assert int(optimizer.global_step.asnumpy()[0]) == 3
+    assert int(optimizer.state_step.asnumpy()) == 3
     ms.set_context(mode=ms.GRAPH_MODE)
 
 
 def test_loss_scaler_unscales_gradients_and_skips_overflowing_steps():
     def run(scaler, input_scale=1.0):
         net = TinyClassifier()
-        optimizer = AdamW(net.trainable_params(), learning_rate=0.1)
+        optimizer = create_optimizer(net, 0.0, lr=0.1)
         step = TrainStep(net, create_loss(soft_targets=False), optimizer, loss_scaler=scaler)
         x = ms.Tensor(input_scale * np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4))
         loss, applied = step(x, ms.Tensor(np.array([0, 2], np.int32)))
@@ -245,7 +246,7 @@ def test_quickstart_trains_above_chance_keeps_last_checkpoints_and_evaluates(dig
     for name, param in result.net.parameters_dict().items():
         np.testing.assert_array_equal(saved[name], param.asnumpy())
     assert int(saved["train_state.global_step"]) == 176 and int(saved["train_state.epoch"]) == 4
-    assert {"adam_m.head.weight", "adam_v.head.weight", "global_step"} <= set(saved)
+    assert {"exp_avg.head.weight", "exp_avg_sq.head.weight", "state_step"} <= set(saved)
 
     from tools.eval import main as eval_main
     report_path = tmp_path / "eval.json"

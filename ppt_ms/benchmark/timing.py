@@ -29,7 +29,7 @@ from mindspore import nn
 from ..export import export_network
 from ..onnx_runtime import OnnxSession, onnxruntime_version
 from ..train.loss import create_loss
-from ..train.optimizer import AdamW, param_groups
+from ..train.optimizer import create_optimizer
 from ..train.step import TrainStep
 from .memory import RssProbe
 
@@ -101,8 +101,7 @@ def training_step_call(net: nn.Cell, images, num_classes: int, seed: int) -> Cal
     """One timed training call of `net`: forward, loss (label smoothing 0.1), backward and an
     AdamW update with DeiT's parameter groups, as tools/train.py runs it in float32."""
     net.set_train(True)
-    groups = [g for g in param_groups(net.trainable_params(), 0.05) if g["params"]]
-    step = TrainStep(net, create_loss(False, 0.1), AdamW(groups, TRAINING_LR))
+    step = TrainStep(net, create_loss(False, 0.1), create_optimizer(net, 0.05, TRAINING_LR))
     labels = ms.Tensor(np.random.default_rng(seed).integers(0, num_classes, images.shape[0]), ms.int32)
     return partial(forward, step, images, labels)
 

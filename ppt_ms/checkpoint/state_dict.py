@@ -12,7 +12,9 @@ from .readers import read_mindspore_ckpt, read_npz, read_safetensors
 
 # what a training checkpoint (ppt_ms/train/checkpointing.py) holds besides the network:
 # optimizer moments and step, EMA shadows, loss scale, position; loaders of model weights skip them
-TRAINING_ONLY_PREFIXES = ("adam_m.", "adam_v.", "global_step", "ema.", "loss_scale.", "train_state.")
+# (adam_m., adam_v. and global_step: the optimizer's names in checkpoints of ppt_ms before 2026-12-02)
+TRAINING_ONLY_PREFIXES = ("exp_avg.", "exp_avg_sq.", "state_step", "adam_m.", "adam_v.", "global_step", "ema.",
+                          "loss_scale.", "train_state.")
 SUPPORTED_FORMATS = ("PyTorch torch.save (.pth/.pt/.bin, zip or legacy), safetensors, NumPy .npz, "
                      "MindSpore .ckpt")
 

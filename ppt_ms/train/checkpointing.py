@@ -2,7 +2,7 @@
 
 One MindSpore .ckpt per save, named step<global step>.ckpt, holding
 - the model parameters under their timm names (so eval/convert/load_pretrained read it directly),
-- the optimizer state under the optimizer's own names: adam_m.<name>, adam_v.<name>, global_step,
+- the optimizer state under the optimizer's own names: exp_avg.<name>, exp_avg_sq.<name>, state_step,
 - EMA shadows as ema.<name> and the loss scaler as loss_scale.<name> when used,
 - 0-d bookkeeping scalars train_state.<field> (see Progress), which loaders of model weights ignore.
 Data order is a function of (seed, epoch) and the position is (epoch, step_in_epoch), so these
@@ -19,6 +19,7 @@ from mindspore import Parameter, Tensor
 
 from ..checkpoint import read_state_dict, save_checkpoint_atomic
 from .errors import ResumeError
+from .optimizer import optimizer_state
 
 SCALAR_PREFIX = "train_state."
 LOSS_SCALE_PREFIX = "loss_scale."
@@ -74,8 +75,7 @@ def remove_old_checkpoints(directory, keep_last: int) -> List[str]:
 def training_state(net, optimizer, ema=None, loss_scaler=None) -> Dict[str, Parameter]:
     """{checkpoint key: Parameter} of everything a run updates."""
     state = dict(net.parameters_dict())
-    optimizer_params = list(optimizer.moments1) + list(optimizer.moments2) + [optimizer.global_step]
-    state.update({param.name: param for param in optimizer_params})
+    state.update({param.name: param for param in optimizer_state(optimizer)})
     if ema is not None:
         state.update({shadow.name: shadow for shadow in ema.shadows})
     if loss_scaler is not None:

@@ -1,63 +1,20 @@
-"""AdamW as in PyTorch/timm (bias-corrected moments, decoupled weight decay) with DeiT's parameter
-groups: no weight decay for norms, biases and the token/position embeddings.
+"""DeiT's optimizer: MindSpore's AdamW (`mindspore.experimental.optim.AdamW`, PyTorch's rule:
+bias-corrected moments, decoupled weight decay) with DeiT's parameter groups, no weight decay
+for norms, biases and the token/position embeddings.
 
-mindspore.nn.AdamWeightDecay is the BERT variant without bias correction: its first updates are up
-to ~6x larger than PyTorch's AdamW (ratio (1 - beta1^t) / sqrt(1 - beta2^t)), which changes a DeiT
-fine-tuning recipe; mint.optim.AdamW has no CPU kernel. Hence this small optimizer.
+Not mindspore.nn.AdamWeightDecay: that is BERT's variant without bias correction, whose first
+updates are up to ~6x larger than PyTorch's (ratio (1 - beta1^t) / sqrt(1 - beta2^t)).
 """
-import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
+from mindspore.experimental.optim import AdamW
 
 NO_DECAY_NAMES = ("cls_token", "dist_token", "pos_embed")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8  # timm/DeiT's AdamW eps
-
-_adamw_update = ops.MultitypeFuncGraph("adamw_update")
-
-
-@_adamw_update.register("Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
-                        "Tensor", "Tensor", "Tensor")
-def _update(beta1, beta2, eps, lr, bias1, bias2, weight_decay, param, m, v, grad):
-    """One parameter:  p <- p * (1 - lr * wd);  m, v <- moving averages of g, g^2;
-    p <- p - lr * (m / bias1) / (sqrt(v / bias2) + eps),  bias_i = 1 - beta_i^t."""
-    grad = grad.astype(ms.float32)
-    next_m = beta1 * m + (1.0 - beta1) * grad
-    next_v = beta2 * v + (1.0 - beta2) * ops.square(grad)
-    decayed = param.astype(ms.float32) * (1.0 - lr * weight_decay)
-    next_param = decayed - lr * (next_m / bias1) / (ops.sqrt(next_v / bias2) + eps)
-    next_param = ops.depend(next_param, ops.assign(m, next_m))
-    next_param = ops.depend(next_param, ops.assign(v, next_v))
-    return ops.depend(next_param, ops.assign(param, next_param.astype(param.dtype)))
-
-
-class AdamW(nn.Optimizer):
-    """PyTorch's AdamW. params: Parameters or groups [{'params': [...], 'weight_decay': wd}];
-    learning_rate: a float or a per-step array/Tensor indexed by the optimizer's global_step.
-    Moments are Parameters named adam_m.<name> / adam_v.<name>; global_step counts updates."""
-
-    def __init__(self, params, learning_rate, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], eps=ADAM_EPS,
-                 weight_decay=0.0):
-        super().__init__(learning_rate, params, weight_decay)
-        self.beta1 = ms.Tensor(beta1, ms.float32)
-        self.beta2 = ms.Tensor(beta2, ms.float32)
-        self.eps = ms.Tensor(eps, ms.float32)
-        self.moments1 = self._parameters.clone(prefix="adam_m", init="zeros")
-        self.moments2 = self._parameters.clone(prefix="adam_v", init="zeros")
-
-    def construct(self, gradients):
-        weight_decay = self.get_weight_decay()
-        lr = self.get_lr()
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
-        step = self.global_step.astype(ms.float32).reshape(())
-        bias1 = 1.0 - ops.pow(self.beta1, step)
-        bias2 = 1.0 - ops.pow(self.beta2, step)
-        moments = (self._parameters, self.moments1, self.moments2, gradients)
-        if self.is_group:
-            return self.hyper_map(ops.partial(_adamw_update, self.beta1, self.beta2, self.eps, lr, bias1, bias2),
-                                  weight_decay, *moments)
-        return self.hyper_map(ops.partial(_adamw_update, self.beta1, self.beta2, self.eps, lr, bias1, bias2,
-                                          weight_decay), *moments)
+# the optimizer state a resumed run needs; max_exp_avg_sq is AMSGrad's, which DeiT does not use
+STATE_PREFIXES = ("exp_avg.", "exp_avg_sq.")
+STEP_NAME = "state_step"
 
 
 def skips_weight_decay(name: str, shape) -> bool:
@@ -66,15 +23,41 @@ def skips_weight_decay(name: str, shape) -> bool:
 
 
 def param_groups(params, weight_decay: float):
-    """Trainable parameters -> [{'params': decayed, 'weight_decay': wd}, {'params': others, 'weight_decay': 0}]."""
+    """Trainable parameters -> the non-empty groups of [{'params': decayed, 'weight_decay': wd},
+    {'params': others, 'weight_decay': 0}]."""
     decay, no_decay = [], []
     for param in params:
         (no_decay if skips_weight_decay(param.name, param.shape) else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": float(weight_decay)}, {"params": no_decay, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
 
 
-def create_optimizer(net: nn.Cell, lr_per_step: np.ndarray, weight_decay: float) -> AdamW:
-    """AdamW over net's trainable parameters; lr_per_step [total_steps] is indexed by the optimizer's
-    own global_step, so restoring that counter restores the schedule position."""
-    groups = [g for g in param_groups(net.trainable_params(), weight_decay) if g["params"]]
-    return AdamW(groups, learning_rate=ms.Tensor(lr_per_step, ms.float32))
+def create_optimizer(net: nn.Cell, weight_decay: float, lr: float = 0.0) -> AdamW:
+    """AdamW over net's trainable parameters in DeiT's groups. With a per-step schedule the
+    learning rate is set before every update (see StepLearningRate); lr is the starting value."""
+    return AdamW(param_groups(net.trainable_params(), weight_decay), lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS,
+                 weight_decay=0.0)
+
+
+def optimizer_state(optimizer: AdamW) -> list:
+    """The Parameters that hold the optimizer's progress: both moments of every parameter and the
+    step count (which also places a run in its learning-rate schedule)."""
+    return list(optimizer.exp_avg) + list(optimizer.exp_avg_sq) + [optimizer.state_step]
+
+
+class StepLearningRate(nn.Cell):
+    """Sets every group's learning rate to lr_per_step[t] before update t (0-based: the optimizer's
+    step count), inside the compiled step; restoring the count restores the schedule position."""
+
+    def __init__(self, optimizer: AdamW, lr_per_step):
+        super().__init__(auto_prefix=False)
+        self.lr_per_step = ms.Tensor(lr_per_step, ms.float32)
+        self.last = self.lr_per_step.shape[0] - 1
+        self.step_count = optimizer.state_step
+        self.group_lrs = optimizer.lrs
+
+    def construct(self):
+        lr = self.lr_per_step[ops.minimum(self.step_count, self.last)]
+        for group_lr in self.group_lrs:
+            ops.assign(group_lr, lr)
+        return lr

@@ -1,4 +1,7 @@
-"""Per-step learning-rate schedule: linear warm-up, then cosine decay to min_lr."""
+"""Per-step learning-rate schedule: linear warm-up from warmup_lr, then cosine decay to min_lr.
+
+Not mindspore.nn.warmup_lr / cosine_decay_lr: they change the rate once per epoch, and warm up from 0.
+"""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""One training step as a Cell: forward, loss, gradients, (data-parallel mean), clip, AdamW, EMA.
+"""One training step as a Cell: forward, loss, gradients, (data-parallel mean), clip, lr, AdamW, EMA.
 
 A Cell so that the step follows the MindSpore context: compiled once in graph mode, eager in PyNative.
 """
@@ -14,7 +14,7 @@ LOSS_SCALE_WINDOW = 1000
 
 
 class LossNetwork(nn.Cell):
-    """(images [B, 3, H, W], labels [B] or [B, K]) -> scalar loss."""
+    """(images [B, 3, H, W], labels [B] or [B, K]) -> scalar loss, on float32 logits (also under AMP)."""
 
     def __init__(self, net: nn.Cell, loss_fn: nn.Cell):
         super().__init__(auto_prefix=False)
@@ -22,7 +22,7 @@ class LossNetwork(nn.Cell):
         self.loss_fn = loss_fn
 
     def construct(self, images, labels):
-        return self.loss_fn(logits_of(self.net(images)), labels)
+        return self.loss_fn(logits_of(self.net(images)).astype(ms.float32), labels)
 
 
 class TrainStep(nn.Cell):
@@ -31,11 +31,12 @@ class TrainStep(nn.Cell):
     With a loss scaler (mixed precision) gradients of loss * scale are computed, unscaled, and the
     update is skipped (and the scale lowered) when any gradient is not finite. With group_size > 1
     (data parallel) gradients and loss are averaged over all ranks before clipping, so every rank
-    applies the same update.
+    applies the same update. `learning_rate` (a StepLearningRate) sets the optimizer's rate for
+    each update; without it the optimizer keeps its own.
     """
 
-    def __init__(self, net: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, clip_grad=None,
-                 loss_scaler=None, group_size: int = 1, ema=None):
+    def __init__(self, net: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Cell, clip_grad=None,
+                 loss_scaler=None, group_size: int = 1, ema=None, learning_rate=None):
         super().__init__(auto_prefix=False)
         self.network = LossNetwork(net, loss_fn)
         self.optimizer = optimizer
@@ -53,11 +54,15 @@ class TrainStep(nn.Cell):
             self.all_reduce = ops.AllReduce(ops.ReduceOp.SUM, GlobalComm.WORLD_COMM_GROUP)
         self.use_ema = ema is not None
         self.ema = ema
+        self.scheduled = learning_rate is not None
+        self.learning_rate = learning_rate
 
     def update(self, grads):
-        """Clip, apply AdamW, then move the EMA shadows."""
+        """Clip, set this step's learning rate, apply AdamW, then move the EMA shadows."""
         if self.clip:
             grads = ops.clip_by_global_norm(grads, self.clip_norm)
+        if self.scheduled:
+            grads = ops.depend(grads, self.learning_rate())
         self.optimizer(grads)
         if self.use_ema:
             self.ema()

@@ -18,7 +18,7 @@ from .distributed import World, init_world
 from .ema import ParameterEMA, averaged_weights
 from .errors import TrainingDiverged
 from .loss import create_loss
-from .optimizer import create_optimizer
+from .optimizer import StepLearningRate, create_optimizer
 from .progress import ProgressMeter, format_duration
 from .schedule import lr_schedule, scaled_lr
 from .step import TrainStep, create_loss_scaler
@@ -70,12 +70,13 @@ class _Run:
         train_net = self.net
         if cfg.system.amp_level != "O0":
             train_net = ms.amp.auto_mixed_precision(self.net, cfg.system.amp_level)
-        self.optimizer = create_optimizer(self.net, self.lrs, t.weight_decay)
+        self.optimizer = create_optimizer(self.net, t.weight_decay)
         soft_targets = len(first_epoch.output_shapes()[1]) == 2
         self.ema = ParameterEMA(self.net.trainable_params(), t.ema_decay) if t.ema else None
         self.loss_scaler = create_loss_scaler(cfg.system.amp_level)
         self.step = TrainStep(train_net, create_loss(soft_targets, cfg.data.label_smoothing), self.optimizer,
-                              t.clip_grad, self.loss_scaler, world.group_size, self.ema)
+                              t.clip_grad, self.loss_scaler, world.group_size, self.ema,
+                              StepLearningRate(self.optimizer, self.lrs))
         self.state = training_state(self.net, self.optimizer, self.ema, self.loss_scaler)
         self.val = validation_dataset(cfg)
         self.progress = self.position(0)
