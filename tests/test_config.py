@@ -26,7 +26,7 @@ EXPECTED_DEFAULTS = {
              "mixup_switch_prob": 0.5, "label_smoothing": 0.1},
     "train": {"epochs": 30, "lr": 5e-4, "min_lr": 1e-5, "warmup_epochs": 5, "warmup_lr": 1e-6,
               "weight_decay": 0.05, "clip_grad": None, "ema": False, "ema_decay": 0.99996,
-              "output_dir": "output", "save_every_epochs": 1, "save_every_steps": 0,
+              "output_dir": "output", "save_every_epochs": 1, "val_every_epochs": 1, "save_every_steps": 0,
               "keep_last": 3, "log_every_steps": 20, "resume": None, "finetune": None},
     "eval": {"batch_size": 64, "ckpt": None},
     "export": {"file_format": "MINDIR", "batch_size": 1, "file": None, "dynamic_batch": None},

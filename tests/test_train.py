@@ -15,6 +15,7 @@ from ppt_ms.data import make_example_dataset
 from ppt_ms.train import (ParameterEMA, StepLearningRate, TrainingDiverged, TrainStep, create_loss, create_optimizer,
                           list_checkpoints, lr_schedule, param_groups, scaled_lr, skips_weight_decay, train)
 from ppt_ms.train import trainer as trainer_module
+from ppt_ms.train.trainer import validation_due
 from helpers.paths import QUICKSTART
 
 
@@ -261,6 +262,17 @@ def test_quickstart_trains_above_chance_keeps_last_checkpoints_and_evaluates(dig
     assert report["tokens_per_block"] == [65, 57, 49, 49]
     assert report["images_per_second"] > 0
     assert "top-1" in capsys.readouterr().out
+
+
+def test_validation_every_n_epochs_and_after_the_last():
+    def due(epochs, every):
+        return [epoch + 1 for epoch in range(epochs) if validation_due(epoch, epochs, every)]
+
+    assert due(5, 1) == [1, 2, 3, 4, 5]
+    assert due(7, 3) == [3, 6, 7]
+    assert due(6, 3) == [3, 6]
+    assert due(4, 0) == [4]
+    assert due(3, 10) == [3]
 
 
 def test_resume_after_a_kill_mid_epoch_reaches_the_unbroken_parameters(tiny_digits, tmp_path):

@@ -69,7 +69,8 @@ SCHEMA = {
         "ema": (False, Bool()),
         "ema_decay": (0.99996, Float(0.0, 1.0, low_open=True, high_open=True)),
         "output_dir": ("output", Str()),
-        "save_every_epochs": (1, Int(0)),
+        "save_every_epochs": (1, Int(0)),  # 0: only when the run ends
+        "val_every_epochs": (1, Int(0)),  # evaluate on the val split every N epochs and after the last; 0: last only
         "save_every_steps": (0, Int(0)),
         "keep_last": (3, Int(1)),
         "log_every_steps": (20, Int(1)),

@@ -27,7 +27,8 @@ from .step import TrainStep, create_loss_scaler
 @dataclass
 class TrainResult:
     """The trained network, how far the run got, the checkpoints it kept (oldest first) and one summary
-    per finished epoch: {epoch, train_loss (mean over the steps run by this call), seconds, val, val_ema}."""
+    per finished epoch: {epoch, train_loss (mean over the steps run by this call), seconds, and val, val_ema
+    after the epochs that were evaluated (train.val_every_epochs)}."""
     net: ms.nn.Cell
     progress: Progress
     checkpoints: List[str] = field(default_factory=list)
@@ -142,11 +143,12 @@ class _Run:
                 return None
         return sum(losses) / max(len(losses), 1)
 
-    def validate(self, epoch: int, train_loss: float, seconds: float) -> dict:
+    def end_epoch(self, epoch: int, train_loss: float, seconds: float) -> dict:
+        """Log the epoch and, when due, its validation; returns the epoch's summary."""
         summary = {"epoch": epoch + 1, "train_loss": train_loss, "seconds": seconds}
         line = "epoch %d/%d done in %s: train loss %.4f" % (epoch + 1, self.cfg.train.epochs,
                                                             format_duration(seconds), train_loss)
-        if self.val is not None:
+        if self.val is not None and validation_due(epoch, self.cfg.train.epochs, self.cfg.train.val_every_epochs):
             metrics = evaluate(self.net, self.val, self.world.rank, self.world.group_size)
             summary["val"] = asdict(metrics)
             line += ", val top-1 %.2f%%, top-5 %.2f%%, loss %.4f" % (metrics.top1, metrics.top5, metrics.loss)
@@ -157,6 +159,12 @@ class _Run:
                 line += ", EMA top-1 %.2f%%" % ema_metrics.top1
         self.log(line)
         return summary
+
+
+def validation_due(epoch: int, epochs: int, every: int) -> bool:
+    """Whether the run evaluates after `epoch` (0-based) of `epochs`: after every `every`-th epoch
+    and after the last (every 0: the last only)."""
+    return epoch + 1 == epochs or (every > 0 and (epoch + 1) % every == 0)
 
 
 def _silent(_message: str) -> None:
@@ -194,7 +202,7 @@ def train(cfg, max_steps: Optional[int] = None, log: Callable[[str], None] = pri
         if train_loss is None:
             run.result.stopped_at_max_steps = True
             return run.result
-        run.result.history.append(run.validate(epoch, train_loss, time.perf_counter() - started))
+        run.result.history.append(run.end_epoch(epoch, train_loss, time.perf_counter() - started))
         every = cfg.train.save_every_epochs
         if every and (epoch + 1) % every == 0:
             run.save()
