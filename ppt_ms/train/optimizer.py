@@ -12,9 +12,6 @@ from mindspore.experimental.optim import AdamW
 NO_DECAY_NAMES = ("cls_token", "dist_token", "pos_embed")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8  # timm/DeiT's AdamW eps
-# the optimizer state a resumed run needs; max_exp_avg_sq is AMSGrad's, which DeiT does not use
-STATE_PREFIXES = ("exp_avg.", "exp_avg_sq.")
-STEP_NAME = "state_step"
 
 
 def skips_weight_decay(name: str, shape) -> bool:
@@ -41,7 +38,8 @@ def create_optimizer(net: nn.Cell, weight_decay: float, lr: float = 0.0) -> Adam
 
 def optimizer_state(optimizer: AdamW) -> list:
     """The Parameters that hold the optimizer's progress: both moments of every parameter and the
-    step count (which also places a run in its learning-rate schedule)."""
+    step count (which also places a run in its learning-rate schedule). Not max_exp_avg_sq: that is
+    AMSGrad's, which DeiT does not use, so it stays zero."""
     return list(optimizer.exp_avg) + list(optimizer.exp_avg_sq) + [optimizer.state_step]
 
 
