@@ -57,7 +57,8 @@ def overrides(data, output, batch_size):
     return [f"data.path={data}", "token_reduction.method=none", f"data.batch_size={batch_size}",
             "data.num_workers=1", "data.scale=[1, 1]",
             "data.ratio=[1, 1]", "train.epochs=3", "train.warmup_epochs=0", "train.lr=0.05",
-            "train.clip_grad=1.0", "eval.batch_size=4", f"train.output_dir={output}"]
+            "train.clip_grad=1.0", "eval.batch_size=4", "train.val_every_epochs=1", "train.save_every_epochs=1",
+            f"train.output_dir={output}"]
 
 
 def free_port():

@@ -227,7 +227,8 @@ def test_quickstart_trains_above_chance_keeps_last_checkpoints_and_evaluates(dig
                       "data.scale=[1, 1]",
                       "data.ratio=[1, 1]", "train.epochs=4", "train.warmup_epochs=0", "train.lr=4.8e-3",
                       "train.min_lr=3e-4", "eval.batch_size=359", f"train.output_dir={output}",
-                      "train.save_every_steps=50", "train.keep_last=2", "train.log_every_steps=22"])
+                      "train.save_every_steps=50", "train.save_every_epochs=1", "train.val_every_epochs=1",
+                      "train.keep_last=2", "train.log_every_steps=22"])
     result = train(cfg)
     history = result.history
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
