@@ -127,6 +127,12 @@ class PruneReducer(_Reducer):
         return x, size, source, ops.zeros((x.shape[0], 2), ms.float32)
 
 
+def decision_rows(pooled, variance):
+    """PPT's choice per image: pooled [B] bool, variance [B] -> [B, 2] float32 (1 if pooled else 0,
+    variance). float32 always: under AMP O2 in graph mode the variance can arrive as float16."""
+    return ops.stack((pooled.astype(ms.float32), variance.astype(ms.float32)), axis=1)
+
+
 class PPTReducer(_Reducer):
     """Per image: pool (ToMe) when its significance scores are flat
     (variance < threshold), prune otherwise.  Both branches give N - r tokens,
@@ -139,7 +145,7 @@ class PPTReducer(_Reducer):
 
     def decisions(self, k, v, probs):
         variance = score_variance(significance_scores(probs, v))
-        return ops.stack(((variance < self.threshold).astype(ms.float32), variance.astype(ms.float32)), axis=1)
+        return decision_rows(variance < self.threshold, variance)
 
     def reduce(self, x, size, source, k, v, probs):
         return self.step(x, size, source, tome_metric(k), significance_scores(probs, v))
@@ -151,8 +157,7 @@ class PPTReducer(_Reducer):
         keep = ops.select(pooled.reshape(-1, 1), keep_pool, self.pruning_plan(scores))
         x, size, source = merge_tokens(x, size, source, keep, src_pos, dst_slot, pooled.astype(ms.float32),
                                        self.trace_source, self.portable)
-        # float32 decisions: under AMP O2 in graph mode the variance can arrive as float16
-        return x, size, source, ops.stack((pooled.astype(ms.float32), variance.astype(ms.float32)), axis=1)
+        return x, size, source, decision_rows(pooled, variance)
 
 
 class FusedReducer(nn.Cell):
