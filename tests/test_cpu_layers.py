@@ -1,6 +1,7 @@
-"""GELU and LayerNorm as C++ CPU kernels (model.cpu_kernels) against float64 NumPy,
-inside whole models against the NumPy reference, and where they must not be used
-(training, export, other devices, no compiler)."""
+"""GELU and LayerNorm as C++ CPU kernels (model.cpu_kernels), forward and backward,
+against float64 NumPy; inside whole models against the NumPy reference and, in
+training, against MindSpore's own ops; and where they must not be used (export,
+other devices, no compiler)."""
 import logging
 
 import numpy as np
@@ -61,6 +62,57 @@ def test_gelu_matches_mindspore_gelu_on_activations(mode):
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
 
 
+def exact_gelu_derivative(x):
+    x = x.astype(np.float64)
+    return 0.5 * (1.0 + erf(x / np.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+
+
+def test_gelu_backward_is_dy_times_the_exact_derivative(mode):
+    x = np.concatenate([np.linspace(-20.0, 20.0, 200_001, dtype=np.float32),
+                        np.array([0.0, 1e-30, -1e-6, 88.0, -88.0, 3e38, -3e38], np.float32)])
+    dy = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    gelu = Kernel(gelu_kernel())
+
+    def weighted_sum(x):
+        return (gelu(x) * ms.Tensor(dy)).sum()
+
+    dx = ms.grad(weighted_sum)(ms.Tensor(x)).asnumpy()
+    expected = dy * exact_gelu_derivative(x)
+    assert dx.dtype == np.float32 and dx.shape == x.shape
+    assert np.all(np.abs(dx - expected) <= 1e-6 * np.abs(dy) + 4 * F32_EPS * np.abs(expected))
+
+
+def exact_layer_norm_grads(x, weight, dy, eps):
+    """float64 (dx, dweight, dbias) of sum(dy * LayerNorm(x)) over the last axis."""
+    x, weight, dy = (a.astype(np.float64) for a in (x, weight, dy))
+    mean = x.mean(-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)
+    xhat = (x - mean) * rstd
+    g = dy * weight
+    dx = rstd * (g - g.mean(-1, keepdims=True) - xhat * (g * xhat).mean(-1, keepdims=True))
+    return dx, (dy * xhat).reshape(-1, x.shape[-1]).sum(0), dy.reshape(-1, x.shape[-1]).sum(0)
+
+
+@pytest.mark.parametrize("shape", [(5, 8), (2, 7, 37), (16, 197, 384)])
+def test_layer_norm_backward_matches_float64(mode, shape):
+    rng = np.random.default_rng(sum(shape) + 1)
+    x = (rng.standard_normal(shape) * 2 + rng.uniform(-3, 3, shape[:-1] + (1,))).astype(np.float32)
+    weight = (1 + 0.3 * rng.standard_normal(shape[-1])).astype(np.float32)
+    bias = rng.standard_normal(shape[-1]).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    norm = Kernel(layer_norm_kernel())
+
+    def weighted_sum(x, weight, bias):
+        return (norm(x, weight, bias, eps_tensor(1e-6)) * ms.Tensor(dy)).sum()
+
+    grads = ms.grad(weighted_sum, grad_position=(0, 1, 2))(*(ms.Tensor(a) for a in (x, weight, bias)))
+    for got, expected in zip(grads, exact_layer_norm_grads(x, weight, dy, 1e-6)):
+        got = got.asnumpy()
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        # float32 rounding of each term, summed over at most 3152 rows (dweight, dbias)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6 * np.abs(expected).max() + 1e-6)
+
+
 @pytest.mark.parametrize("shape", [(5, 8), (2, 7, 37), (4, 197, 385)])
 def test_layer_norm_matches_float64(mode, shape):
     rng = np.random.default_rng(sum(shape))
@@ -94,22 +146,34 @@ def test_model_with_cpu_kernels_matches_reference(mode, reduction):
     np.testing.assert_allclose(logits, reference_logits(params, images, reduction), rtol=0, atol=TOLERANCE)
 
 
-def test_training_uses_mindspore_ops(graph):
-    """In training the kernels (which have no backward) are not used: the forward is the ops path's."""
+class SquaredLogits(nn.Cell):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def construct(self, x):
+        logits = self.net(x)
+        return (logits * logits).sum()
+
+
+@pytest.mark.parametrize("method", ["none", "tome", "ppt"])
+def test_training_with_kernels_has_the_gradients_of_mindspore_ops(mode, method):
+    """The same weights trained through the kernels and through MindSpore's GELU and LayerNorm:
+    equal loss and gradients of every parameter, to float32 rounding."""
     params = tiny_params(2)
-    images = ms.Tensor(ref.sample_images(3, batch=2))
-    with_kernels, without = build_tiny(params, cpu_kernels=True), build_tiny(params)
-    with_kernels.set_train(True)
-    without.set_train(True)
-    np.testing.assert_array_equal(with_kernels(images).asnumpy(), without(images).asnumpy())
-
-    def loss(x):
-        return with_kernels(x).sum()
-
-    grads = ms.grad(loss, grad_position=None, weights=with_kernels.trainable_params())(images)
-    assert len(grads) == len(with_kernels.trainable_params())
-    assert all(np.isfinite(g.asnumpy()).all() for g in grads)
-    assert np.abs(grads[0].asnumpy()).max() > 0
+    images = ms.Tensor(ref.sample_images(3, batch=4))
+    settings = None if method == "none" else {"method": method, "r": 6, "layers": [1, 2], "threshold": 0.0}
+    grads = []
+    for cpu_kernels in (True, False):
+        net = build_tiny(params, token_reduction=settings, cpu_kernels=cpu_kernels)
+        net.set_train(True)
+        value, weight_grads = ms.value_and_grad(SquaredLogits(net), grad_position=None,
+                                                weights=net.trainable_params())(images)
+        grads.append([value.asnumpy()] + [g.asnumpy() for g in weight_grads])
+    assert len(grads[0]) == len(grads[1]) > 10
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 * max(1.0, np.abs(theirs).max()))
+    assert np.abs(grads[0][1]).max() > 0
 
 
 def test_export_refuses_a_network_with_cpu_kernels(tmp_path):

@@ -26,22 +26,30 @@ namespace {
 
 constexpr int64_t kMinPerThread = 1 << 16;  // below this many values a second thread costs more than it saves
 
-// f(begin, end) over [0, count), in one chunk per hardware thread when the work is large.
+int64_t HardwareThreads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+// f(chunk, begin, end) over [0, count), in one chunk per hardware thread when the work is large
+// (chunk numbers below HardwareThreads()).
 template <typename F>
-void Split(int64_t count, int64_t values_per_item, F f) {
-  const int64_t hardware = std::max(1u, std::thread::hardware_concurrency());
-  const int64_t threads = std::min(hardware, std::max<int64_t>(1, count * values_per_item / kMinPerThread));
+void SplitNumbered(int64_t count, int64_t values_per_item, F f) {
+  const int64_t threads = std::min(HardwareThreads(), std::max<int64_t>(1, count * values_per_item / kMinPerThread));
   if (threads <= 1) {
-    f(0, count);
+    f(0, 0, count);
     return;
   }
   std::vector<std::thread> pool;
   const int64_t chunk = (count + threads - 1) / threads;
   for (int64_t begin = chunk; begin < count; begin += chunk) {
-    pool.emplace_back(f, begin, std::min(count, begin + chunk));
+    pool.emplace_back(f, begin / chunk, begin, std::min(count, begin + chunk));
   }
-  f(0, std::min(count, chunk));
+  f(0, 0, std::min(count, chunk));
   for (std::thread &thread : pool) thread.join();
+}
+
+// f(begin, end) over [0, count), split as SplitNumbered does.
+template <typename F>
+void Split(int64_t count, int64_t values_per_item, F f) {
+  SplitNumbered(count, values_per_item, [&f](int64_t, int64_t begin, int64_t end) { f(begin, end); });
 }
 
 // e^a for -87 <= a <= 0: a = n ln2 + r with |r| <= ln2 / 2, e^r by its Taylor polynomial
@@ -67,12 +75,12 @@ inline float ExpNonPositive(float a) {
   return p * scale;
 }
 
-// x * Phi(x) with Phi(x) = 1 - erfc(x / sqrt 2) / 2 (x >= 0) or erfc(|x| / sqrt 2) / 2 (x < 0), and
+// Phi(x) = 1 - erfc(x / sqrt 2) / 2 (x >= 0) or erfc(|x| / sqrt 2) / 2 (x < 0), with
 // erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z / 2): the Chebyshev fit of Numerical Recipes
-// (relative error below 1.2e-7 for every z >= 0).  Over all float32 x the result is within
+// (relative error below 1.2e-7 for every z >= 0).  Over all float32 x, x * Phi(x) is within
 // 4e-7 of the exact GELU, less than MindSpore's own x / 2 * (1 + erf(x / sqrt 2)) differs from it.
 // Beyond |x| = 9 sqrt 2, Phi is 0 or 1 to float32 precision (erfc(9) < 5e-37) and taken as exactly that.
-inline float Gelu(float x) {
+inline float Phi(float x) {
   const float unclamped = std::fabs(x) * 0.70710678118654752f;
   const float z = std::min(unclamped, 9.0f);
   const float t = 1.0f / (1.0f + 0.5f * z);
@@ -88,7 +96,16 @@ inline float Gelu(float x) {
   p = p * t - 1.26551223f;
   // computed for every x, then masked (a select around the call would stop the vectorisation)
   const float half_erfc = 0.5f * t * ExpNonPositive(p - z * z) * static_cast<float>(unclamped < 9.0f);
-  return x * (x >= 0.0f ? 1.0f - half_erfc : half_erfc);
+  return x >= 0.0f ? 1.0f - half_erfc : half_erfc;
+}
+
+inline float Gelu(float x) { return x * Phi(x); }
+
+// d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density; x phi(x) is 0 to float32
+// precision beyond |x| = 13 and taken as exactly that (masked, as in Phi).
+inline float GeluDerivative(float x) {
+  const float square = std::min(x * x, 169.0f);
+  return Phi(x) + x * 0.39894228040143268f * ExpNonPositive(-0.5f * square) * static_cast<float>(x * x < 169.0f);
 }
 
 // Sum of f(x[i]) in double, over eight partial sums so the compiler can vectorise it.
@@ -116,6 +133,29 @@ VECTOR_CLONES void GeluRange(const float *x, int64_t begin, int64_t end, float *
   for (int64_t i = begin; i < end; ++i) y[i] = Gelu(x[i]);
 }
 
+VECTOR_CLONES void GeluGradRange(const float *x, const float *dy, int64_t begin, int64_t end, float *dx) {
+  for (int64_t i = begin; i < end; ++i) dx[i] = dy[i] * GeluDerivative(x[i]);
+}
+
+// One row of LayerNorm's backward.  With xhat = (x - mean) rstd and g = dy * weight:
+// dx = rstd (g - mean(g) - xhat mean(g xhat)); the row's dy xhat and dy are added to dweight, dbias (double).
+VECTOR_CLONES void NormalizeRowGrad(const float *x, const float *weight, const float *dy, float eps, int64_t c,
+                                    float *dx, double *dweight, double *dbias) {
+  const double mean = Sum(x, c, [](float v) { return static_cast<double>(v); }) / c;
+  const double var = Sum(x, c, [mean](float v) { return (v - mean) * (v - mean); }) / c;
+  const float m = static_cast<float>(mean), rstd = static_cast<float>(1.0 / std::sqrt(var + eps));
+  double g_sum = 0, gx_sum = 0;
+  for (int64_t i = 0; i < c; ++i) {
+    const float xhat = (x[i] - m) * rstd, g = dy[i] * weight[i];
+    g_sum += g;
+    gx_sum += g * xhat;
+    dweight[i] += dy[i] * xhat;
+    dbias[i] += dy[i];
+  }
+  const float g_mean = static_cast<float>(g_sum / c), gx_mean = static_cast<float>(gx_sum / c);
+  for (int64_t i = 0; i < c; ++i) dx[i] = rstd * (dy[i] * weight[i] - g_mean - (x[i] - m) * rstd * gx_mean);
+}
+
 bool AllFloat32(int count, const char **dtypes) {
   for (int i = 0; i < count; ++i) {
     if (std::strcmp(dtypes[i], "float32") != 0) return false;
@@ -141,6 +181,17 @@ extern "C" int GeluKernel(int nparam, void **params, int *ndims, int64_t **shape
   return 0;
 }
 
+// params: x, dy -> dx, all of one shape
+extern "C" int GeluGradKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                              void *stream, void *extra) {
+  if (nparam != 3 || !AllFloat32(nparam, dtypes)) return 1;
+  const float *x = static_cast<const float *>(params[0]);
+  const float *dy = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+  Split(Elements(ndims[0], shapes[0]), 1, [&](int64_t begin, int64_t end) { GeluGradRange(x, dy, begin, end, dx); });
+  return 0;
+}
+
 // params: x [..., C], weight [C], bias [C], eps [1] -> y [..., C]
 extern "C" int LayerNormKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                                void *stream, void *extra) {
@@ -154,5 +205,38 @@ extern "C" int LayerNormKernel(int nparam, void **params, int *ndims, int64_t **
   Split(Elements(ndims[0], shapes[0]) / c, c, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) NormalizeRow(x + row * c, weight, bias, eps, c, y + row * c);
   });
+  return 0;
+}
+
+// params: x [..., C], weight [C], dy [..., C], eps [1] -> dx [..., C], dweight [C], dbias [C]
+// Each thread sums dweight and dbias over its rows in double; the partial sums are added in a fixed order.
+extern "C" int LayerNormGradKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                   void *stream, void *extra) {
+  if (nparam != 7 || !AllFloat32(nparam, dtypes)) return 1;
+  const float *x = static_cast<const float *>(params[0]);
+  const float *weight = static_cast<const float *>(params[1]);
+  const float *dy = static_cast<const float *>(params[2]);
+  const float eps = static_cast<const float *>(params[3])[0];
+  float *dx = static_cast<float *>(params[4]);
+  float *dweight = static_cast<float *>(params[5]);
+  float *dbias = static_cast<float *>(params[6]);
+  const int64_t c = shapes[0][ndims[0] - 1], rows = Elements(ndims[0], shapes[0]) / c;
+  const int64_t slots = HardwareThreads();
+  std::vector<double> partial(2 * c * slots, 0.0);  // per chunk: dweight, then dbias
+  SplitNumbered(rows, c, [&](int64_t chunk, int64_t begin, int64_t end) {
+    double *sums = partial.data() + 2 * c * chunk;
+    for (int64_t row = begin; row < end; ++row) {
+      NormalizeRowGrad(x + row * c, weight, dy + row * c, eps, c, dx + row * c, sums, sums + c);
+    }
+  });
+  for (int64_t i = 0; i < c; ++i) {
+    double w = 0, b = 0;
+    for (int64_t s = 0; s < slots; ++s) {
+      w += partial[2 * c * s + i];
+      b += partial[2 * c * s + c + i];
+    }
+    dweight[i] = static_cast<float>(w);
+    dbias[i] = static_cast<float>(b);
+  }
   return 0;
 }

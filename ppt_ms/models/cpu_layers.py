@@ -1,10 +1,12 @@
-"""Exact GELU and LayerNorm as C++ CPU kernels (`model.cpu_kernels`), for inference.
+"""Exact GELU and LayerNorm as C++ CPU kernels (`model.cpu_kernels`), forward and backward.
 
 MindSpore 2.10's CPU Erf and LayerNorm kernels took about a quarter of a DeiT-S forward
-(Erf alone 10 ms per block at batch 8, against 9 ms for each MLP matmul); `cpu_layers.cc`
+(Erf alone 10 ms per block at batch 8, against 9 ms for each MLP matmul), and its
+LayerNormGrad an eighth of the tiny quick-start model's training step; `cpu_layers.cc`
 computes the same functions in vectorised loops (GELU within 4e-7 of the exact function,
-LayerNorm with its sums in double).  Built on first use (ppt_ms.native).  Training, export
-and other devices use the MindSpore ops.
+LayerNorm with its sums in double).  Each forward kernel carries its backward kernel as
+its bprop.  Built on first use (ppt_ms.native).  Export and other devices use the
+MindSpore ops.
 """
 import os
 
@@ -17,20 +19,34 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_layers.cc
 SETTING = "model.cpu_kernels"
 
 
-def _kernel(entry: str) -> ops.Custom:
+def _kernel(entry: str, bprop=None) -> ops.Custom:
     """A float32 kernel whose output has the shape and dtype of its first input."""
     return ops.Custom("%s:%s" % (compiled_library(SOURCE, SETTING), entry), out_shape=lambda x, *_: x,
-                      out_dtype=lambda x, *_: x, func_type="aot")
+                      out_dtype=lambda x, *_: x, func_type="aot", bprop=bprop)
 
 
 def gelu_kernel() -> ops.Custom:
-    """x [...] float32 -> x * Phi(x)."""
-    return _kernel("GeluKernel")
+    """x [...] float32 -> x * Phi(x); backward dx = dy * (Phi(x) + x phi(x))."""
+    gelu_grad = _kernel("GeluGradKernel")
+
+    def bprop(x, out, dout):
+        return (gelu_grad(x, dout),)
+
+    return _kernel("GeluKernel", bprop)
 
 
 def layer_norm_kernel() -> ops.Custom:
-    """(x [..., C], weight [C], bias [C], eps [1]) float32 -> LayerNorm over the last axis."""
-    return _kernel("LayerNormKernel")
+    """(x [..., C], weight [C], bias [C], eps [1]) float32 -> LayerNorm over the last axis;
+    backward (dx [..., C], dweight [C], dbias [C]; eps gets no gradient)."""
+    layer_norm_grad = ops.Custom("%s:LayerNormGradKernel" % compiled_library(SOURCE, SETTING),
+                                 out_shape=lambda x, weight, *_: (x, weight, weight),
+                                 out_dtype=lambda x, weight, *_: (x, weight, weight), func_type="aot")
+
+    def bprop(x, weight, bias, eps, out, dout):
+        dx, dweight, dbias = layer_norm_grad(x, weight, dout, eps)
+        return dx, dweight, dbias, ops.zeros_like(eps)
+
+    return _kernel("LayerNormKernel", bprop)
 
 
 def eps_tensor(eps: float) -> ms.Tensor:

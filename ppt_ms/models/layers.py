@@ -14,7 +14,7 @@ def dense(in_features: int, out_features: int, bias: bool = True) -> nn.Dense:
 
 class LayerNorm(nn.Cell):
     """LayerNorm over the last axis with timm's parameter names (weight, bias).
-    With `cpu_kernel`, inference runs the C++ kernel of cpu_layers (same function)."""
+    With `cpu_kernel`, it runs the C++ kernels of cpu_layers (same function)."""
 
     def __init__(self, dim: int, eps: float = 1e-6, cpu_kernel: bool = False):
         super().__init__()
@@ -27,7 +27,7 @@ class LayerNorm(nn.Cell):
             self.eps = eps_tensor(eps)
 
     def construct(self, x):
-        if self.cpu_kernel and not self.training:
+        if self.cpu_kernel:
             return self.kernel(x.astype(ms.float32), self.weight, self.bias, self.eps).astype(x.dtype)
         y, _, _ = self.norm(x, self.weight.astype(x.dtype), self.bias.astype(x.dtype))
         return y
@@ -35,7 +35,7 @@ class LayerNorm(nn.Cell):
 
 class Mlp(nn.Cell):
     """fc1 -> exact GELU -> fc2; [B, N, C] -> [B, N, C].
-    With `cpu_kernel`, inference runs the GELU as the C++ kernel of cpu_layers."""
+    With `cpu_kernel`, the GELU runs as the C++ kernels of cpu_layers."""
 
     def __init__(self, dim: int, hidden_dim: int, cpu_kernel: bool = False):
         super().__init__()
@@ -48,7 +48,7 @@ class Mlp(nn.Cell):
 
     def construct(self, x):
         x = self.fc1(x)
-        if self.cpu_kernel and not self.training:
+        if self.cpu_kernel:
             x = self.gelu_kernel(x.astype(ms.float32)).astype(x.dtype)
         else:
             x = self.act(x)

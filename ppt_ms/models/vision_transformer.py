@@ -78,7 +78,7 @@ class Block(nn.Cell):
 class VisionTransformer(nn.Cell):
     """ViT/DeiT classifier: [B, 3, H, W] -> logits [B, num_classes]
     (with `trace_source`: (logits, source [B, N_final, N_input])).
-    `cpu_kernels`: in inference, GELU and LayerNorm run as C++ CPU kernels (models/cpu_layers)."""
+    `cpu_kernels`: GELU and LayerNorm, forward and backward, run as C++ CPU kernels (models/cpu_layers)."""
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, embed_dim=768, depth=12,
                  num_heads=12, mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.0, distilled=False,
