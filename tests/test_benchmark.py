@@ -35,7 +35,7 @@ def test_own_method_keeps_its_settings_others_take_paper_defaults():
     configs = variant_configs(cfg)
     assert list(configs) == ["none", "tome", "ppt", "prune"]
     ppt = configs["ppt"].token_reduction
-    assert (ppt.method, ppt.r, ppt.layers, ppt.threshold) == ("ppt", 16, [1, 2], 7e-5)
+    assert (ppt.method, ppt.r, ppt.layers, ppt.threshold) == ("ppt", 9, [1, 2], 7e-5)
     tome = configs["tome"].token_reduction
     assert (tome.method, tome.r, tome.inflection) == ("tome", 13, None)
     prune = configs["prune"].token_reduction
@@ -69,7 +69,7 @@ def test_fused_variants_are_their_method_with_the_fused_cpu_kernel():
     settings = {name: c.token_reduction for name, c in configs.items()}
     assert [(s.method, s.fused_cpu_kernel) for s in settings.values()] == [("ppt", False), ("ppt", True),
                                                                           ("tome", True)]
-    assert (settings["ppt"].r, settings["ppt-fused"].r, settings["tome-fused"].r) == (16, 4, 13)
+    assert (settings["ppt"].r, settings["ppt-fused"].r, settings["tome-fused"].r) == (9, 4, 13)
     with pytest.raises(ConfigError, match="benchmark.compare.*prune-fused"):
         quickstart("benchmark.compare=[none, prune-fused]")
 
@@ -160,7 +160,7 @@ def test_tool_writes_the_documented_fields(tool_run):
         ("vit_quickstart", "graph", "float32", [2])
     assert [(r["batch_size"], r["method"]) for r in report["results"]] == [(2, "none"), (2, "ppt")]
     ppt = report["variants"]["ppt"]["token_reduction"]
-    assert (ppt["r"], ppt["layers"], ppt["threshold"], ppt["trace_source"]) == (16, [1], 7e-5, False)
+    assert (ppt["r"], ppt["layers"], ppt["threshold"], ppt["trace_source"]) == (9, [1], 7e-5, False)
 
 
 def test_tool_names_the_cpu(tool_run):
@@ -195,15 +195,15 @@ def test_tool_profiles_every_kernel_of_the_whole_forward(tool_run):
 def test_tool_macs_and_tokens_match_count_macs_and_the_plan(tool_run):
     _, report = tool_run
     none = count_macs_for("vit_quickstart").total
-    ppt = count_macs_for("vit_quickstart", {"method": "ppt", "r": 16, "layers": [1]}).total
+    ppt = count_macs_for("vit_quickstart", {"method": "ppt", "r": 9, "layers": [1]}).total
     by_method = {r["method"]: r for r in report["results"]}
     assert by_method["none"]["macs_per_image"] == none
     assert by_method["ppt"]["macs_per_image"] == ppt
     assert by_method["ppt"]["macs_ratio_to_none"] == pytest.approx(ppt / none, rel=1e-12)
     assert report["variants"]["ppt"]["macs_ratio_to_none"] == pytest.approx(ppt / none, rel=1e-12)
-    # 64 patches + CLS; 16 removed in block 1
-    assert report["variants"]["ppt"]["tokens_per_block"] == [65, 49, 49, 49]
-    assert report["variants"]["none"]["tokens_per_block"] == [65] * 4
+    # 36 patches + CLS; 9 removed in block 1
+    assert report["variants"]["ppt"]["tokens_per_block"] == [37, 28, 28, 28]
+    assert report["variants"]["none"]["tokens_per_block"] == [37] * 4
 
 
 def test_tool_timings_are_positive_and_consistent(tool_run):
@@ -244,7 +244,7 @@ def test_tool_profiles_the_first_reducing_block(tool_run):
     _, report = tool_run
     (row,) = report["reduction_profile"]
     assert (row["method"], row["batch_size"], row["block"], row["tokens_in"], row["tokens_out"]) == \
-        ("ppt", 2, 1, 65, 49)
+        ("ppt", 2, 1, 37, 28)
     assert (row["copies"], row["rounds"]) == (6, 30)  # batch <= 8: six chained runs
     for name in ("block_ms", "step_ms", "reduction_share"):
         q1, q3 = row[name + "_q1_q3"]
@@ -323,7 +323,7 @@ def test_tool_runs_each_variant_in_its_own_process(tmp_path, capsys):
 def test_training_call_runs_a_whole_training_step():
     net = build_variants(variant_configs(quickstart(), ["ppt"]))["ppt"]
     before = {p.name: p.asnumpy().copy() for p in net.trainable_params()}
-    call = training_step_call(net, sample_images(2, 32, 0), 10, 0)
+    call = training_step_call(net, sample_images(2, 24, 0), 10, 0)
     loss = call()
     assert net.training and np.isfinite(loss) and loss.shape == ()
     changed = [name for name, value in before.items()

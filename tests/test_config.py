@@ -89,7 +89,7 @@ def test_method_configs_use_the_published_settings(size, model_r):
 
 def test_quickstart_config():
     cfg = load_config(CONFIG_DIR / "quickstart.yaml")
-    assert (cfg.model.name, cfg.model.num_classes, cfg.model.img_size) == ("vit_quickstart", 10, 32)
+    assert (cfg.model.name, cfg.model.num_classes, cfg.model.img_size) == ("vit_quickstart", 10, 24)
     assert cfg.data.path == "data/digits"
     assert cfg.token_reduction.method == "ppt" and cfg.token_reduction.layers == [1, 2]
     assert (cfg.data.mixup, cfg.data.cutmix, cfg.data.reprob, cfg.data.auto_augment) == (0, 0, 0, None)

@@ -99,7 +99,7 @@ def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tm
     assert eval_main(["--config", QUICKSTART, "--data.path", str(micro_digits), "--eval.batch_size", "8",
                       "--ckpt", str(weights), "--json", str(report_path)]) == 0
     printed = capsys.readouterr().out
-    for row in ("top-1", "top-5", "loss", "MACs per image", "images/s", "ppt (r=16 layers=[1, 2]"):
+    for row in ("top-1", "top-5", "loss", "MACs per image", "images/s", "ppt (r=9 layers=[1, 2]"):
         assert row in printed
     report = json.loads(report_path.read_text())
 
@@ -107,7 +107,7 @@ def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tm
     net = create_model("vit_quickstart", token_reduction=cfg.token_reduction.to_dict())
     for name, param in net.parameters_dict().items():
         param.set_data(source.parameters_dict()[name].data)
-    expected = evaluate(net, create_dataset(cfg.data, "val", 32, 10, training=False, batch_size=30))
+    expected = evaluate(net, create_dataset(cfg.data, "val", cfg.model.img_size, 10, training=False, batch_size=30))
     assert report["images"] == expected.images == 30
     assert report["top1"] == pytest.approx(expected.top1) and report["top5"] == pytest.approx(expected.top5)
     assert report["loss"] == pytest.approx(expected.loss, rel=1e-5)

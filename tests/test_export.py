@@ -166,7 +166,7 @@ def test_export_tool_exports_and_verifies(tmp_path, capsys):
     out = capsys.readouterr().out
     assert status == 0
     assert (tmp_path / "quick.mindir").is_file()
-    assert "input  [None, 3, 32, 32] float32 (dynamic batch size; verified at batch 2 and 3)" in out
+    assert "input  [None, 3, 24, 24] float32 (dynamic batch size; verified at batch 2 and 3)" in out
     assert re.search(r"verified against the live network: max \|difference\| \S+ <= 0.0001", out)
 
 
@@ -190,7 +190,7 @@ def test_fused_cpu_kernel_is_left_out_of_exported_files(cxx, threshold, images, 
                                  "--export.file", str(tmp_path / "ppt"), "--token_reduction.r", "8",
                                  "--token_reduction.fused_cpu_kernel", "true"])
     assert status == 0, capsys.readouterr().err
-    batch = sample_images(BATCH, 32, 0)
+    batch = sample_images(BATCH, 24, 0)
     np.testing.assert_allclose(run_mindir(str(tmp_path / "ppt.mindir"), batch)[0], quick(batch).asnumpy(),
                                rtol=0, atol=1e-4)
 

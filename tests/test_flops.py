@@ -38,7 +38,7 @@ def test_ppt_deit_small_matches_the_readme_within_a_quarter_percent():
     assert abs(total - 2.944411999 * G) <= 0.0025 * 2.944411999 * G, total
 
 
-# vit_quickstart: C = 64, H = 2 heads of d = 32, MLP 256, 10 classes, 4 px patches.
+# vit_quickstart at 32 px (64 patches + CLS = 65 tokens): C = 64, H = 2 heads of d = 32, MLP 256, 10 classes, 4 px patches.
 def attention(n):
     """qkv + q k^T + attn.v + proj for n tokens, C = 64, H*d = 64."""
     return n * 64 * 192 + 2 * (2 * n * n * 32) + n * 64 * 64
@@ -52,7 +52,7 @@ def test_quickstart_without_reduction_by_hand():
     patch = 64 * (3 * 4 * 4) * 64
     block = 65 * 64 * 192 + 2 * 65 * 65 * 32 + 2 * 65 * 65 * 32 + 65 * 64 * 64 + 2 * 65 * 64 * 256
     head = 64 * 10
-    report = count_macs_for("vit_quickstart")
+    report = count_macs_for("vit_quickstart", img_size=32)
     assert report.total == patch + 4 * block + head == 15139968
     assert report.final_norm == 0
 
@@ -88,7 +88,7 @@ def test_quickstart_ppt_by_hand():
         (55 * 64 + 2 * 55 * 32 + 28 * 27 * 32 + 10 * 64 + 10) + 10
     expected = 196608 + (attention(65) + mlp(65)) + (attention(65) + step_65 + mlp(55)) \
         + (attention(55) + step_55 + mlp(45)) + (attention(45) + mlp(45)) + 640
-    report = count_macs_for("vit_quickstart", {"method": "ppt", "r": 10, "layers": [1, 2]})
+    report = count_macs_for("vit_quickstart", {"method": "ppt", "r": 10, "layers": [1, 2]}, img_size=32)
     assert [b.reduction for b in report.blocks] == [0, step_65, step_55, 0]
     assert report.total == expected
 
@@ -99,7 +99,7 @@ def test_quickstart_pruning_by_hand():
     step_45 = 2 * 45 + 45 * 64 + 45 + 2 * 44
     expected = 196608 + (attention(65) + step_65 + mlp(45)) + 2 * (attention(45) + mlp(45)) \
         + (attention(45) + step_45 + mlp(40)) + 640
-    report = count_macs_for("vit_quickstart", {"method": "prune", "r": [20, 5], "layers": [0, 3]})
+    report = count_macs_for("vit_quickstart", {"method": "prune", "r": [20, 5], "layers": [0, 3]}, img_size=32)
     assert report.total == expected
 
 
@@ -126,7 +126,7 @@ def test_spec_read_from_a_net_equals_the_one_written_by_hand():
 
 def test_token_counts_are_the_plans_and_what_the_blocks_produce():
     tr = {"method": "ppt", "r": [12, 7], "layers": [0, 2]}
-    net = create_model("vit_quickstart", token_reduction=tr)
+    net = create_model("vit_quickstart", img_size=32, token_reduction=tr)
     report = count_macs(net)
     assert [(b.tokens_in, b.tokens_out) for b in report.blocks] == [(65, 53), (53, 53), (53, 46), (46, 46)]
     assert [(b.tokens_in, b.tokens_out) for b in report.blocks] == [(p.tokens_in, p.tokens_out) for p in net.plan]
@@ -169,7 +169,7 @@ def test_clear_errors():
 
 
 def test_table_lists_every_block_and_the_exact_total():
-    report = count_macs_for("vit_quickstart", {"method": "tome", "r": 8})
+    report = count_macs_for("vit_quickstart", {"method": "tome", "r": 8}, img_size=32)
     table = format_macs_table(report)
     lines = table.splitlines()
     assert sum(1 for line in lines if "->" in line) == 4

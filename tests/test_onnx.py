@@ -110,7 +110,7 @@ def test_export_tool_writes_and_verifies_an_onnx_file(tmp_path, capsys):
                                        "2", "--export.file", str(tmp_path / "quick")])
     out = capsys.readouterr().out
     assert status == 0 and (tmp_path / "quick.onnx").is_file()
-    assert "input  [2, 3, 32, 32] float32 (fixed shape" in out
+    assert "input  [2, 3, 24, 24] float32 (fixed shape" in out
     assert "verified decisions: PPT decisions identical: " in out
 
 

@@ -159,7 +159,7 @@ def truncated_source(net, depth, images):
     tr = dict(net.token_reduction)
     if tr["method"] != "tome":
         tr["layers"] = [l for l in tr["layers"] if l < depth]
-    short = create_model("vit_quickstart", depth=depth, token_reduction=tr)
+    short = create_model("vit_quickstart", img_size=32, depth=depth, token_reduction=tr)  # as quickstart_cfg
     ms.load_param_into_net(short, {p.name: p for p in net.get_parameters()}, strict_load=False)
     short.set_train(False)
     return TokenTrace(short)(ms.Tensor(images))[2].asnumpy()

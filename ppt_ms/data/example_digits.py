@@ -13,6 +13,7 @@ from PIL import Image
 from .image_folder import is_image_file
 
 SPLITS = ('train', 'val')
+IMAGE_SIZE = 24  # the quick-start model's input (configs/quickstart.yaml, model.img_size)
 
 
 def stratified_split(labels, val_fraction, seed):
@@ -76,7 +77,7 @@ def _write_png(image, path):
     os.replace(partial, path)
 
 
-def make_example_dataset(root, image_size=32, val_fraction=0.2, seed=0):
+def make_example_dataset(root, image_size=IMAGE_SIZE, val_fraction=0.2, seed=0):
     """Write the digits folder under ``root`` unless it is already complete.
 
     Returns a summary dict: root, image_size, classes, counts per split, per-class counts

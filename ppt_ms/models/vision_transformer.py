@@ -227,5 +227,5 @@ for _size in ("tiny", "small", "base", "large"):
 
 @register_model
 def vit_quickstart(**overrides):
-    """A tiny ViT for the built-in digits example: 32 px, 4 px patches (64 + CLS tokens), width 64, 4 blocks."""
-    return _vit(dict(img_size=32, patch_size=4, embed_dim=64, depth=4, num_heads=2, num_classes=10), overrides)
+    """A tiny ViT for the built-in digits example: 24 px, 4 px patches (36 + CLS tokens), width 64, 4 blocks."""
+    return _vit(dict(img_size=24, patch_size=4, embed_dim=64, depth=4, num_heads=2, num_classes=10), overrides)

@@ -104,14 +104,14 @@ def quickstart_weights(tmp_path_factory):
 
 def test_weights_of_another_vit_list_every_mismatch_and_change_nothing(quickstart_weights):
     """vit_quickstart weights (width 64, 4 blocks) for a DeiT-Tiny (width 192, 12 blocks) at 32 px."""
-    cfg = load_config(QUICKSTART, ["model.name=deit_tiny_patch16_224", "token_reduction.method=none"])
+    cfg = load_config(QUICKSTART, ["model.name=deit_tiny_patch16_224", "model.img_size=32", "token_reduction.method=none"])
     with pytest.raises(CheckpointError) as error:
         build_model(cfg, weights=quickstart_weights)
     message = str(error.value)
     assert "missing in checkpoint: blocks.4.attn.qkv.weight" in message and "blocks.11.mlp.fc2.bias" in message
     assert "cls_token: checkpoint (1, 1, 64) vs network (1, 1, 192)" in message
     assert "blocks.0.attn.qkv.weight: checkpoint (192, 64) vs network (576, 192)" in message
-    assert "pos_embed: checkpoint (1, 65, 64) vs network (1, 5, 192)" in message
+    assert "pos_embed: checkpoint (1, 37, 64) vs network (1, 5, 192)" in message
     net = create_model("deit_tiny_patch16_224", num_classes=10, img_size=32)
     before = {name: p.asnumpy().copy() for name, p in net.parameters_and_names()}
     with pytest.raises(CheckpointError):

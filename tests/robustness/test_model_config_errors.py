@@ -10,13 +10,13 @@ from helpers.paths import QUICKSTART
 
 
 @pytest.mark.parametrize("overrides, fragments", [
-    (["token_reduction.r=40"], ["token_reduction.r", "block 2", "remove 40 tokens", "only has 32"]),
-    (["token_reduction.method=tome", "token_reduction.r=70"], ["token_reduction.r", "block 0", "only has 64"]),
-    (["token_reduction.method=prune", "token_reduction.r=[8, 60]"], ["token_reduction.r", "remove 60", "only has 56"]),
+    (["token_reduction.r=20"], ["token_reduction.r", "block 2", "remove 20 tokens", "only has 18"]),
+    (["token_reduction.method=tome", "token_reduction.r=70"], ["token_reduction.r", "block 0", "only has 36"]),
+    (["token_reduction.method=prune", "token_reduction.r=[8, 60]"], ["token_reduction.r", "remove 60", "only has 28"]),
     (["token_reduction.layers=[1, 4]"], ["token_reduction.layers", "[4]", "blocks 0..3"]),
     (["model.name=vit_quikstart"], ["unknown model 'vit_quikstart'", "did you mean vit_quickstart",
                                     "deit_small_patch16_224"]),
-    (["model.name=deit_tiny_patch16_224"], ["token_reduction.r", "only has 4"]),  # 32 px / 16 px patches
+    (["model.name=deit_tiny_patch16_224", "model.img_size=32"], ["token_reduction.r", "only has 4"]),  # 16 px patches
 ], ids=["ppt-r", "tome-r", "prune-r-list", "layers", "model-name", "r-for-a-smaller-grid"])
 def test_build_model_names_the_key_and_the_limit(overrides, fragments):
     cfg = load_config(QUICKSTART, overrides)

@@ -89,7 +89,7 @@ def invocations(base: Path):
         "device-visualize": ("visualize", ["--image", str(image), "--out", out("device-visualize")] + ASCEND),
         "device-quickstart": ("quickstart", ["--data.path", str(base / "digits"),
                                              "--train.output_dir", out("device-quickstart")] + ASCEND),
-        "eval-r-too-big": ("eval", ["--ckpt", str(weights), "--token_reduction.r", "40"]),
+        "eval-r-too-big": ("eval", ["--ckpt", str(weights), "--token_reduction.r", "20"]),
         "train-r-too-big-data-missing": ("train", ["--token_reduction.r", "40", "--data.path", str(base / "absent"),
                                                    "--train.output_dir", out("train-r-too-big-data-missing")]),
         "eval-corrupt-jpeg": ("eval", ["--ckpt", str(weights), "--data.path", str(corrupt),
@@ -143,7 +143,7 @@ def test_unusable_device_target_is_one_error_line_before_any_output(runs, tool):
 def test_r_removing_more_tokens_than_exist_stops_eval_before_loading_data(runs):
     run = runs["eval-r-too-big"]
     assert run.returncode == 1 and not run.died_uncaught(), run.describe()
-    assert run.error_lines() == ["error: token_reduction.r asks block 2 to remove 40 tokens but it only has 32 "
+    assert run.error_lines() == ["error: token_reduction.r asks block 2 to remove 20 tokens but it only has 18 "
                                  "besides the 1 protected token(s); lower r or use fewer/earlier layers"]
 
 
