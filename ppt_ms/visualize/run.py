@@ -13,6 +13,7 @@ from .render import compose, input_panel, token_panel
 from .trace import BlockSources, patch_groups
 
 MIN_CELL_PX = 16  # small patches (e.g. 4 px) are enlarged so the map stays readable
+MIN_PANEL_PX = 150  # and small images too, so a panel is as wide as its caption
 ACTIONS = {"tome": "merged", "prune": "pruned"}
 
 
@@ -76,7 +77,7 @@ def image_figure(net, seen, sources, stats, fill, title, columns):
     source map after block i, stats [depth, 2]."""
     patch = net.patch_embed.patch_size
     gh, gw = net.patch_embed.grid_size
-    scale = max(1, int(math.ceil(MIN_CELL_PX / patch)))
+    scale = max(1, int(math.ceil(MIN_CELL_PX / patch)), int(math.ceil(MIN_PANEL_PX / (gw * patch))))
     panels = [input_panel(seen, scale)]
     captions = [["input", "%dx%d px, %d patches" % (seen.shape[1], seen.shape[0], gh * gw)]]
     for block in net.plan:
