@@ -221,7 +221,8 @@ def test_visualize_writes_one_figure_per_image(tmp_path):
     assert [os.path.basename(p) for p in written] == ["x_tokens.png", "x_2_tokens.png"]
     for b, path in enumerate(written):
         figure = np.array(Image.open(path).convert("RGB"))
-        assert figure.shape[1] == 8 + 3 * (128 + 8)  # input + 2 reducing blocks, 8x8 patches of 16 px
+        # input + 2 reducing blocks; 32 px enlarged 5x, to the 150 px a panel needs at least (cells of 20 px)
+        assert figure.shape[1] == 8 + 3 * (160 + 8)
         labels = patch_groups(sources[2].asnumpy()[b], 1, (8, 8))
         figure_colours = {tuple(p) for p in figure.reshape(-1, 3)}
         group_palette = set(palette(len(np.unique(labels[labels != PRUNED]))))
