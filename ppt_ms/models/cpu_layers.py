@@ -19,10 +19,15 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_layers.cc
 SETTING = "model.cpu_kernels"
 
 
-def _kernel(entry: str, bprop=None) -> ops.Custom:
-    """A float32 kernel whose output has the shape and dtype of its first input."""
-    return ops.Custom("%s:%s" % (compiled_library(SOURCE, SETTING), entry), out_shape=lambda x, *_: x,
-                      out_dtype=lambda x, *_: x, func_type="aot", bprop=bprop)
+def _first_input(x, *_):
+    return x
+
+
+def _kernel(entry: str, bprop=None, outputs=_first_input) -> ops.Custom:
+    """A float32 kernel of cpu_layers.cc; `outputs` maps the inputs (their shapes, or their
+    dtypes) to the outputs' (by default: one output like the first input)."""
+    return ops.Custom("%s:%s" % (compiled_library(SOURCE, SETTING), entry), out_shape=outputs,
+                      out_dtype=outputs, func_type="aot", bprop=bprop)
 
 
 def gelu_kernel() -> ops.Custom:
@@ -38,9 +43,7 @@ def gelu_kernel() -> ops.Custom:
 def layer_norm_kernel() -> ops.Custom:
     """(x [..., C], weight [C], bias [C], eps [1]) float32 -> LayerNorm over the last axis;
     backward (dx [..., C], dweight [C], dbias [C]; eps gets no gradient)."""
-    layer_norm_grad = ops.Custom("%s:LayerNormGradKernel" % compiled_library(SOURCE, SETTING),
-                                 out_shape=lambda x, weight, *_: (x, weight, weight),
-                                 out_dtype=lambda x, weight, *_: (x, weight, weight), func_type="aot")
+    layer_norm_grad = _kernel("LayerNormGradKernel", outputs=lambda x, weight, *_: (x, weight, weight))
 
     def bprop(x, weight, bias, eps, out, dout):
         dx, dweight, dbias = layer_norm_grad(x, weight, dout, eps)
