@@ -14,6 +14,7 @@ import pytest
 import mindspore as ms
 
 from helpers.conformance_data import FULL, FULL_PRESENT
+from ppt_ms import native
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.models import create_model, TokenTrace
 
@@ -22,7 +23,10 @@ pytestmark = pytest.mark.skipif(not FULL_PRESENT, reason="full conformance direc
 
 MODEL = "deit_tiny_patch16_224"
 TOLERANCE = 1e-4
-MODES = {"graph": ms.GRAPH_MODE, "pynative": ms.PYNATIVE_MODE}
+# (execution mode, model.cpu_kernels): MindSpore's ops in both modes, and graph mode with the
+# C++ CPU kernels that CPU configs use by default
+MODES = {"graph": (ms.GRAPH_MODE, False), "pynative": (ms.PYNATIVE_MODE, False),
+         "graph-cpu-kernels": (ms.GRAPH_MODE, True)}
 
 
 def _manifest():
@@ -63,11 +67,14 @@ def image_names():
 
 
 def _run(case, mode, images, weights):
-    ms.set_context(mode=MODES[mode])
+    execution, cpu_kernels = MODES[mode]
+    if cpu_kernels and not native.compiler_available():
+        pytest.skip("no C++ compiler (%s): the CPU kernels cannot be built here" % native.compiler())
+    ms.set_context(mode=execution)
     tr = _token_reduction(case)
     if tr is not None and case["name"].endswith("trace_per_image"):
         tr["trace_source"] = True  # traced as one mixed batch; the reference needed batch 1
-    net = create_model(MODEL, token_reduction=tr)
+    net = create_model(MODEL, token_reduction=tr, cpu_kernels=cpu_kernels)
     load_pretrained(net, weights)
     net.set_train(False)
     logits, size, source, stats = TokenTrace(net)(ms.Tensor(images))
@@ -118,9 +125,10 @@ FUSABLE = [c for c in CASES if c["method"] in ("ppt", "tome")]
 
 @pytest.mark.parametrize("case", FUSABLE, ids=[c["name"].split("/")[1] for c in FUSABLE])
 def test_fused_cpu_kernel_matches_reference(cxx, graph, case, inputs, image_names):
-    """Inference through the fused C++ reduction step gives the published logits."""
+    """Inference through the fused C++ reduction step (with the C++ layers) gives the published logits."""
     golden = np.load(os.path.join(CONFORMANCE, case["file"]))
-    net = create_model(MODEL, token_reduction=dict(_token_reduction(case), trace_source=False, fused_cpu_kernel=True))
+    net = create_model(MODEL, token_reduction=dict(_token_reduction(case), trace_source=False, fused_cpu_kernel=True),
+                       cpu_kernels=True)
     load_pretrained(net, os.path.join(CONFORMANCE, MODEL + ".safetensors"))
     net.set_train(False)
     assert any(block.fused for block in net.blocks)

@@ -1,7 +1,7 @@
-"""GELU and LayerNorm as C++ CPU kernels (model.cpu_kernels), forward and backward,
-against float64 NumPy; inside whole models against the NumPy reference and, in
-training, against MindSpore's own ops; and where they must not be used (export,
-other devices, no compiler)."""
+"""GELU, LayerNorm and attention's head layout as C++ CPU kernels (model.cpu_kernels),
+forward and backward, against float64 NumPy or NumPy's transpose; inside whole models
+against the NumPy reference and, in training, against MindSpore's own ops; and where they
+must not be used (export, other devices, no compiler)."""
 import logging
 
 import numpy as np
@@ -15,7 +15,7 @@ from helpers.tiny_vit import TOLERANCE, build_tiny, reference_logits, tiny_param
 from ppt_ms.builder import use_cpu_kernels
 from ppt_ms.export import ExportError, export_network
 from ppt_ms.models import create_model
-from ppt_ms.models.cpu_layers import eps_tensor, gelu_kernel, layer_norm_kernel
+from ppt_ms.models.cpu_layers import eps_tensor, gelu_kernel, head_layout_kernels, layer_norm_kernel
 
 pytestmark = pytest.mark.usefixtures("cxx")
 F32_EPS = 2.0 ** -23
@@ -128,6 +128,58 @@ def test_layer_norm_matches_float64(mode, shape):
     mindspore_norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=1e-6)
     theirs = mindspore_norm(ms.Tensor(x), ms.Tensor(weight), ms.Tensor(bias))[0].asnumpy()
     assert np.abs(y - expected).max() <= np.abs(theirs - expected).max() + 1e-6
+
+
+def numpy_heads(qkv, heads):
+    """[B, N, 3C] -> q, k, v [B, H, N, C / H], as timm's attention reshapes and permutes."""
+    b, n, c3 = qkv.shape
+    return tuple(qkv.reshape(b, n, 3, heads, c3 // (3 * heads)).transpose(2, 0, 3, 1, 4))
+
+
+@pytest.mark.parametrize("shape, heads", [((2, 5, 12), 2), ((3, 37, 18), 3), ((16, 197, 1152), 6)])
+def test_head_layout_is_numpys_transpose_both_ways(mode, shape, heads):
+    rng = np.random.default_rng(shape[1])
+    qkv = rng.standard_normal(shape).astype(np.float32)
+    split_heads, merge_heads = (Kernel(k) for k in head_layout_kernels(heads))
+    q, k, v = (t.asnumpy() for t in split_heads(ms.Tensor(qkv)))
+    for got, expected in zip((q, k, v), numpy_heads(qkv, heads)):
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+    tokens = merge_heads(ms.Tensor(q)).asnumpy()
+    b, h, n, d = q.shape
+    np.testing.assert_array_equal(tokens, q.transpose(0, 2, 1, 3).reshape(b, n, h * d))
+
+
+def test_head_layout_copies_float16(mode):
+    qkv = np.arange(2 * 3 * 24, dtype=np.float16).reshape(2, 3, 24)
+    q, k, v = (t.asnumpy() for t in Kernel(head_layout_kernels(4)[0])(ms.Tensor(qkv)))
+    for got, expected in zip((q, k, v), numpy_heads(qkv, 4)):
+        assert got.dtype == np.float16
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_head_layout_backward_moves_the_gradients_back(mode):
+    """d/dqkv of sum(q * wq + k * wk + v * wv) is wq, wk, wv laid back into token rows, and
+    d/dheads of sum(merge(heads) * w) is w split into heads."""
+    rng = np.random.default_rng(7)
+    b, n, h, d = 2, 11, 3, 4
+    qkv = rng.standard_normal((b, n, 3 * h * d)).astype(np.float32)
+    weights = [rng.standard_normal((b, h, n, d)).astype(np.float32) for _ in range(3)]
+    token_weight = rng.standard_normal((b, n, h * d)).astype(np.float32)
+    split_heads, merge_heads = (Kernel(k) for k in head_layout_kernels(h))
+
+    def split_sum(x):
+        q, k, v = split_heads(x)
+        return (q * ms.Tensor(weights[0])).sum() + (k * ms.Tensor(weights[1])).sum() + (v * ms.Tensor(weights[2])).sum()
+
+    def merge_sum(heads):
+        return (merge_heads(heads) * ms.Tensor(token_weight)).sum()
+
+    dqkv = ms.grad(split_sum)(ms.Tensor(qkv)).asnumpy()
+    expected = np.stack(weights).transpose(1, 3, 0, 2, 4).reshape(b, n, 3 * h * d)
+    np.testing.assert_array_equal(dqkv, expected)
+    dheads = ms.grad(merge_sum)(ms.Tensor(weights[0])).asnumpy()
+    np.testing.assert_array_equal(dheads, token_weight.reshape(b, n, h, d).transpose(0, 2, 1, 3))
 
 
 @pytest.mark.parametrize("reduction", [None, ref.Reduction("tome", 6), ref.Reduction("ppt", 20, [1, 2], 1.08e-4)],

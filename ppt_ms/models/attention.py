@@ -2,6 +2,7 @@
 token reduction needs (ToMe's metric, PPT's significance scores)."""
 from mindspore import nn, ops
 
+from .cpu_layers import head_layout_kernels
 from .layers import dense
 
 
@@ -13,7 +14,7 @@ class Attention(nn.Cell):
     attention [B, H, N, N]; `combine` the projected output [B, N, C].
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, cpu_kernel: bool = False):
         super().__init__()
         if dim % num_heads:
             raise ValueError("embed_dim %d is not divisible by num_heads %d" % (dim, num_heads))
@@ -22,8 +23,13 @@ class Attention(nn.Cell):
         self.qkv = dense(dim, dim * 3, bias=qkv_bias)
         self.proj = dense(dim, dim)
         self.scores = ops.BatchMatMul(transpose_b=True)  # q k^T without a Transpose kernel
+        self.cpu_kernel = cpu_kernel
+        if cpu_kernel:
+            self.split_heads, self.merge_heads = head_layout_kernels(num_heads)
 
     def heads(self, x):
+        if self.cpu_kernel:
+            return self.split_heads(self.qkv(x))
         b, n, c = x.shape
         h, d = self.num_heads, c // self.num_heads
         qkv = self.qkv(x).reshape(b, n, 3, h, d).transpose(2, 0, 3, 1, 4)
@@ -40,9 +46,11 @@ class Attention(nn.Cell):
         return ops.softmax(logits, axis=-1)
 
     def combine(self, probs, v):
+        out = ops.matmul(probs, v)
+        if self.cpu_kernel:
+            return self.proj(self.merge_heads(out))
         b, h, n, d = v.shape
-        out = ops.matmul(probs, v).transpose(0, 2, 1, 3).reshape(b, n, h * d)
-        return self.proj(out)
+        return self.proj(out.transpose(0, 2, 1, 3).reshape(b, n, h * d))
 
     def construct(self, x, log_size=None):
         q, k, v = self.heads(x)

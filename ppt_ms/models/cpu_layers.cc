@@ -1,4 +1,4 @@
-// Exact GELU and LayerNorm as CPU kernels for MindSpore's AOT custom operator
+// Exact GELU, LayerNorm and attention's head layout as CPU kernels for MindSpore's AOT custom operator
 // (ops.Custom, func_type "aot"); see cpu_layers.py for the Python side.
 //
 // MindSpore 2.10's CPU Erf handles a few values per nanosecond and its LayerNorm
@@ -8,6 +8,7 @@
 //   Gelu:      x [...] -> x * Phi(x), Phi the standard normal CDF
 //   LayerNorm: x [M, C], weight [C], bias [C], eps [1] -> (x - mean) / sqrt(var + eps) * weight + bias
 //              (mean and biased variance of each row)
+//   SplitHeads: x [B, N, G * H * d] -> G tensors [B, H, N, d]; MergeHeads the inverse (any 2- or 4-byte dtype)
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -156,6 +157,37 @@ VECTOR_CLONES void NormalizeRowGrad(const float *x, const float *weight, const f
   for (int64_t i = 0; i < c; ++i) dx[i] = rstd * (dy[i] * weight[i] - g_mean - (x[i] - m) * rstd * gx_mean);
 }
 
+// Attention's head layout: tokens [B, N, G * H * d] <-> G tensors [B, H, N, d], where head h of
+// group g (q, k, v for G = 3) is columns (g H + h) d .. (g H + h + 1) d of each token row.
+// `kToHeads` copies the rows into the heads; otherwise the heads back into the rows.
+template <bool kToHeads>
+void MoveHeads(int64_t groups, char *tokens, char **heads, const int64_t *head_shape, int64_t element_bytes) {
+  const int64_t batch = head_shape[0], h = head_shape[1], n = head_shape[2];
+  const int64_t head_bytes = head_shape[3] * element_bytes, row_bytes = groups * h * head_bytes;
+  Split(batch * n, row_bytes / element_bytes, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / n, t = r % n;
+      for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t j = 0; j < h; ++j) {
+          char *token = tokens + r * row_bytes + (g * h + j) * head_bytes;
+          char *head = heads[g] + ((b * h + j) * n + t) * head_bytes;
+          std::memcpy(kToHeads ? head : token, kToHeads ? token : head, head_bytes);
+        }
+      }
+    }
+  });
+}
+
+// Bytes per value of the dtypes the layout kernels copy (0 for others); all params must share it.
+int64_t ElementBytes(int count, const char **dtypes) {
+  for (int i = 1; i < count; ++i) {
+    if (std::strcmp(dtypes[i], dtypes[0]) != 0) return 0;
+  }
+  if (std::strcmp(dtypes[0], "float32") == 0) return 4;
+  if (std::strcmp(dtypes[0], "float16") == 0 || std::strcmp(dtypes[0], "bfloat16") == 0) return 2;
+  return 0;
+}
+
 bool AllFloat32(int count, const char **dtypes) {
   for (int i = 0; i < count; ++i) {
     if (std::strcmp(dtypes[i], "float32") != 0) return false;
@@ -238,5 +270,25 @@ extern "C" int LayerNormGradKernel(int nparam, void **params, int *ndims, int64_
     dweight[i] = static_cast<float>(w);
     dbias[i] = static_cast<float>(b);
   }
+  return 0;
+}
+
+// params: x [B, N, G * H * d] -> G tensors [B, H, N, d] (the heads of each group)
+extern "C" int SplitHeadsKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                void *stream, void *extra) {
+  const int64_t element_bytes = ElementBytes(nparam, dtypes);
+  if (nparam < 2 || element_bytes == 0 || ndims[0] != 3 || ndims[1] != 4) return 1;
+  MoveHeads<true>(nparam - 1, static_cast<char *>(params[0]), reinterpret_cast<char **>(params + 1), shapes[1],
+                  element_bytes);
+  return 0;
+}
+
+// params: G tensors [B, H, N, d] -> y [B, N, G * H * d] (SplitHeads inverted)
+extern "C" int MergeHeadsKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                void *stream, void *extra) {
+  const int64_t element_bytes = ElementBytes(nparam, dtypes);
+  if (nparam < 2 || element_bytes == 0 || ndims[0] != 4 || ndims[nparam - 1] != 3) return 1;
+  MoveHeads<false>(nparam - 1, static_cast<char *>(params[nparam - 1]), reinterpret_cast<char **>(params),
+                   shapes[0], element_bytes);
   return 0;
 }

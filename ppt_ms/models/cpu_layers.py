@@ -1,11 +1,15 @@
-"""Exact GELU and LayerNorm as C++ CPU kernels (`model.cpu_kernels`), forward and backward.
+"""Exact GELU, LayerNorm and attention's head layout as C++ CPU kernels (`model.cpu_kernels`),
+forward and backward.
 
 MindSpore 2.10's CPU Erf and LayerNorm kernels took about a quarter of a DeiT-S forward
 (Erf alone 10 ms per block at batch 8, against 9 ms for each MLP matmul), and its
 LayerNormGrad an eighth of the tiny quick-start model's training step; `cpu_layers.cc`
 computes the same functions in vectorised loops (GELU within 4e-7 of the exact function,
-LayerNorm with its sums in double).  Each forward kernel carries its backward kernel as
-its bprop.  Built on first use (ppt_ms.native).  Export and other devices use the
+LayerNorm with its sums in double).  Its CPU Transpose, which puts q, k, v into heads and
+the heads back into tokens, kept buffers of twice its output for as long as the graph
+lived: ~150 MB per DeiT-S block at batch 64, 1.9 of the 3 GB a compiled DeiT-S held; the
+layout kernels copy the same values into MindSpore's own (reused) outputs.  Each forward
+kernel carries its backward kernel as its bprop.  Built on first use (ppt_ms.native).  Export and other devices use the
 MindSpore ops.
 """
 import os
@@ -23,11 +27,11 @@ def _first_input(x, *_):
     return x
 
 
-def _kernel(entry: str, bprop=None, outputs=_first_input) -> ops.Custom:
-    """A float32 kernel of cpu_layers.cc; `outputs` maps the inputs (their shapes, or their
-    dtypes) to the outputs' (by default: one output like the first input)."""
+def _kernel(entry: str, bprop=None, outputs=_first_input, dtypes=None) -> ops.Custom:
+    """A kernel of cpu_layers.cc; `outputs` maps the inputs' shapes to the outputs' (by default:
+    one output like the first input), `dtypes` their dtypes (by default: as `outputs` does)."""
     return ops.Custom("%s:%s" % (compiled_library(SOURCE, SETTING), entry), out_shape=outputs,
-                      out_dtype=outputs, func_type="aot", bprop=bprop)
+                      out_dtype=dtypes or outputs, func_type="aot", bprop=bprop)
 
 
 def gelu_kernel() -> ops.Custom:
@@ -50,6 +54,38 @@ def layer_norm_kernel() -> ops.Custom:
         return dx, dweight, dbias, ops.zeros_like(eps)
 
     return _kernel("LayerNormKernel", bprop)
+
+
+def _split_heads(num_heads: int, groups: int, bprop=None) -> ops.Custom:
+    """x [B, N, G * C] -> G tensors [B, H, N, C / H] (H = num_heads); one tensor when G is 1."""
+    def shapes(x):
+        heads = [x[0], num_heads, x[1], x[2] // (groups * num_heads)]
+        return tuple([heads] * groups) if groups > 1 else heads
+
+    return _kernel("SplitHeadsKernel", bprop, shapes, lambda x: (x,) * groups if groups > 1 else x)
+
+
+def _merge_heads(bprop=None) -> ops.Custom:
+    """G tensors [B, H, N, d] -> [B, N, G * H * d]: _split_heads inverted."""
+    def shape(*heads):
+        b, h, n, d = heads[0]
+        return [b, n, len(heads) * h * d]
+
+    return _kernel("MergeHeadsKernel", bprop, shape, lambda *heads: heads[0])
+
+
+def head_layout_kernels(num_heads: int):
+    """Attention's two layout changes, each with the other as its backward:
+    qkv [B, N, 3C] -> q, k, v [B, H, N, C / H], and heads [B, H, N, d] -> tokens [B, N, H d]."""
+    merge_three, split_one = _merge_heads(), _split_heads(num_heads, 1)
+
+    def split_bprop(x, out, dout):
+        return (merge_three(*dout),)
+
+    def merge_bprop(heads, out, dout):
+        return (split_one(dout),)
+
+    return _split_heads(num_heads, 3, split_bprop), _merge_heads(merge_bprop)
 
 
 def eps_tensor(eps: float) -> ms.Tensor:

@@ -40,7 +40,7 @@ class Block(nn.Cell):
                  fused_cpu_kernel: bool = False, cpu_kernels: bool = False):
         super().__init__()
         self.norm1 = LayerNorm(dim, cpu_kernel=cpu_kernels)
-        self.attn = Attention(dim, num_heads, qkv_bias)
+        self.attn = Attention(dim, num_heads, qkv_bias, cpu_kernel=cpu_kernels)
         self.drop_path = DropPath(drop_path)
         self.norm2 = LayerNorm(dim, cpu_kernel=cpu_kernels)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), cpu_kernel=cpu_kernels)
