@@ -17,6 +17,7 @@ from helpers import numpy_reference as ref
 from helpers.conformance_data import FULL, FULL_PRESENT
 from helpers.tiny_vit import TINY, TOLERANCE, build_tiny, load_state_dict, tiny_params
 from ppt_ms.models import TokenTrace
+from ppt_ms.token_reduction.sums import repeat_columns, repeat_rows
 from ppt_ms.models.attention import Attention
 from ppt_ms.token_reduction import PPTReducer, PruneReducer, ToMeReducer, build_reducer, token_plan, tome_schedule
 from ppt_ms.token_reduction.matching import bipartite_matching, bipartite_positions
@@ -470,3 +471,12 @@ def test_training_steps_lower_the_loss(method, images):
     finally:
         ms.set_context(mode=previous)
     assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0], losses
+
+
+def test_repeat_by_matmul_equals_numpy_broadcast(mode):
+    """The matmul repeats (sums.py) copy every value exactly, as a broadcast would."""
+    rng = np.random.default_rng(5)
+    t = (rng.standard_normal((3, 1, 7)) * 10.0 ** rng.integers(-30, 30, (3, 1, 7))).astype(np.float32)
+    np.testing.assert_array_equal(repeat_rows(ms.Tensor(t), 5).asnumpy(), np.broadcast_to(t, (3, 5, 7)))
+    c = t.reshape(3, 7, 1)
+    np.testing.assert_array_equal(repeat_columns(ms.Tensor(c), 4).asnumpy(), np.broadcast_to(c, (3, 7, 4)))

@@ -2,6 +2,7 @@
 token reduction needs (ToMe's metric, PPT's significance scores)."""
 from mindspore import nn, ops
 
+from ..token_reduction.sums import repeat_rows
 from .cpu_layers import head_layout_kernels
 from .layers import dense
 
@@ -42,7 +43,8 @@ class Attention(nn.Cell):
         The scale multiplies q ([B, H, N, d]) rather than the N x N logits: a smaller pass."""
         logits = self.scores(q * self.scale, k)
         if log_size is not None:
-            logits = logits + log_size.astype(logits.dtype)
+            b, h, n, m = logits.shape  # the bias repeated by a matmul, not broadcast (token_reduction/sums.py)
+            logits = logits + repeat_rows(log_size.astype(logits.dtype).reshape(b, 1, m), h * n).reshape(b, h, n, m)
         return ops.softmax(logits, axis=-1)
 
     def combine(self, probs, v):

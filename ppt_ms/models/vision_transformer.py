@@ -15,6 +15,7 @@ from ..native import check_device
 from ..token_reduction.reducers import FusedReducer, build_reducer
 from ..token_reduction import settings
 from ..token_reduction.schedule import BlockPlan, plan_from_config
+from ..token_reduction.sums import repeat_rows
 from .attention import Attention
 from .layers import DropPath, LayerNorm, Mlp, PatchEmbed, dense
 from .registry import register_model
@@ -132,7 +133,9 @@ class VisionTransformer(nn.Cell):
         if self.distilled:
             dist = ops.broadcast_to(self.dist_token.astype(x.dtype), (b, 1, self.embed_dim))
             prefix = ops.concat((prefix, dist), axis=1)
-        return ops.concat((prefix, x), axis=1) + self.pos_embed.astype(x.dtype)
+        x = ops.concat((prefix, x), axis=1)
+        _, n, c = x.shape  # the position embedding repeated by a matmul, not broadcast (token_reduction/sums.py)
+        return x + repeat_rows(self.pos_embed.astype(x.dtype).reshape(1, 1, n * c), b).reshape(b, n, c)
 
     def initial_state(self, images):
         """-> (tokens [B, N, C], size [B, N, 1] all ones, source: the identity

@@ -32,7 +32,7 @@ from .gather import add_into, take_tokens
 from .matching import bipartite_matching, bipartite_positions, merge_layout
 from .pruning import keep_by_score
 from .significance import score_variance, significance_scores
-from .sums import sum_heads
+from .sums import repeat_columns, sum_heads
 
 DISTILL_SCORE = 1.5  # ranks the distillation token second, right after CLS (2)
 
@@ -56,7 +56,8 @@ def merge_tokens(x, size, source, keep, src_pos, dst_slot, active, trace_source:
     share = src_size / take_tokens(size, dst_slot, portable)
     dst_pos = take_tokens(keep, dst_slot, portable)
     delta = (take_tokens(x, src_pos, portable).astype(ms.float32)
-             - take_tokens(x, dst_pos, portable).astype(ms.float32)) * share
+             - take_tokens(x, dst_pos, portable).astype(ms.float32))
+    delta = delta * repeat_columns(share, delta.shape[2])  # not a broadcast (sums.py)
     merged = add_into(take_tokens(x, keep, portable), dst_slot, delta, portable)
     if trace_source:
         src_rows = take_tokens(source, src_pos, portable)

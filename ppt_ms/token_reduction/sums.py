@@ -1,5 +1,11 @@
-"""Sums written as matmuls with a ones vector: MindSpore's CPU reduce kernels
-(ReduceSum, Norm) run several times slower than the matmul, over any axis."""
+"""Sums and broadcasts written as matmuls with a ones vector.
+
+MindSpore's CPU reduce kernels (ReduceSum, Norm) run several times slower than the
+matmul, over any axis.  Its CPU kernels that broadcast (Add, Mul, BroadcastTo) keep
+index tables of 8 to 16 bytes per output value for as long as the compiled graph
+lives, 2-4x their output: over a GB for ToMe's proportional attention in DeiT-S at
+batch 64.  An outer product with ones repeats the values exactly (each times 1.0,
+nothing summed), keeps no tables and ran faster."""
 import mindspore as ms
 from mindspore import ops
 
@@ -30,3 +36,13 @@ def l2_normalize(t):
     """t [..., d] / its L2 norm over the last axis, float32."""
     t = t.astype(ms.float32)
     return t / ops.sqrt(sum_last(t * t))  # not rsqrt: MindSpore's ONNX exporter lacks it
+
+
+def repeat_rows(t, rows: int):
+    """t [B, 1, K] -> [B, rows, K], every row a copy of t's: ones [B, rows, 1] @ t."""
+    return ops.bmm(ops.ones((t.shape[0], rows, 1), t.dtype), t)
+
+
+def repeat_columns(t, columns: int):
+    """t [B, M, 1] -> [B, M, columns], every column a copy of t's: t @ ones [B, 1, columns]."""
+    return ops.bmm(t, ops.ones((t.shape[0], 1, columns), t.dtype))
