@@ -37,15 +37,16 @@ def model_state(path):
     return {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
 
 
-def use_cpu_kernels(requested: bool) -> bool:
-    """model.cpu_kernels as this process can honour it: only on the CPU backend, and
-    only with a C++ compiler to build them (without one: a warning, and MindSpore's own
-    kernels, which compute the same functions)."""
+def use_cpu_kernels(requested: bool, setting: str = "model.cpu_kernels") -> bool:
+    """A CPU-kernel switch (`setting`: model.cpu_kernels or token_reduction.fused_cpu_kernel)
+    as this process can honour it: only on the CPU backend (other devices use MindSpore's
+    ops; the shipped configs turn both on), and only with a C++ compiler to build them
+    (without one: a warning, and MindSpore's ops, which compute the same functions)."""
     if not requested or ms.get_context("device_target") != "CPU":
         return False
     if not native.compiler_available():
-        logger.warning("model.cpu_kernels: no C++ compiler (%s) to build the CPU kernels; using MindSpore's "
-                       "GELU and LayerNorm (same results, slower). Install g++ or set CXX.", native.compiler())
+        logger.warning("%s: no C++ compiler (%s) to build the CPU kernels; using MindSpore's ops (same results, "
+                       "slower). Install g++ or set CXX.", setting, native.compiler())
         return False
     return True
 
@@ -54,8 +55,11 @@ def build_model(cfg, weights=None):
     """The config's model with its token reduction; weights from `weights`
     (a checkpoint path) or else `model.pretrained`, if either is given."""
     m = cfg["model"]
+    token_reduction = dict(cfg["token_reduction"])
+    token_reduction["fused_cpu_kernel"] = use_cpu_kernels(token_reduction["fused_cpu_kernel"],
+                                                          "token_reduction.fused_cpu_kernel")
     net = create_model(m["name"], num_classes=m["num_classes"], img_size=m["img_size"],
-                       drop_path_rate=m["drop_path_rate"], token_reduction=dict(cfg["token_reduction"]),
+                       drop_path_rate=m["drop_path_rate"], token_reduction=token_reduction,
                        cpu_kernels=use_cpu_kernels(m["cpu_kernels"]))
     path = weights or m["pretrained"]
     if path:

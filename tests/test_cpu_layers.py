@@ -3,6 +3,7 @@ forward and backward, against float64 NumPy or NumPy's transpose; inside whole m
 against the NumPy reference and, in training, against MindSpore's own ops; and where they
 must not be used (export, other devices, no compiler)."""
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from scipy.special import erf
 
 from helpers import numpy_reference as ref
 from helpers.tiny_vit import TOLERANCE, build_tiny, reference_logits, tiny_params
-from ppt_ms.builder import use_cpu_kernels
+from ppt_ms.builder import build_model, use_cpu_kernels
+from ppt_ms.config import load_config
 from ppt_ms.export import ExportError, export_network
 from ppt_ms.models import create_model
 from ppt_ms.models.cpu_layers import eps_tensor, gelu_kernel, head_layout_kernels, layer_norm_kernel
@@ -240,3 +242,18 @@ def test_config_switch_needs_cpu_and_a_compiler(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
         assert not use_cpu_kernels(True)
     assert "model.cpu_kernels: no C++ compiler (no-such-compiler-ppt-ms)" in caplog.text
+
+
+@pytest.mark.parametrize("compiler", [True, False])
+def test_shipped_ppt_config_fuses_the_step_on_cpu_when_it_can(monkeypatch, caplog, compiler):
+    """configs/ppt turns token_reduction.fused_cpu_kernel on; on CPU with a compiler the reducing
+    blocks run the fused step, without one they fall back to MindSpore's ops with a warning."""
+    cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", "ppt", "ppt_deit_tiny.yaml"))
+    assert cfg["token_reduction"]["fused_cpu_kernel"] is True
+    if not compiler:
+        monkeypatch.setenv("CXX", "no-such-compiler-ppt-ms")
+    with caplog.at_level(logging.WARNING):
+        net = build_model(cfg)
+    fused = [block.fused for block in net.blocks if block.reduces]
+    assert fused == [compiler] * 3
+    assert ("token_reduction.fused_cpu_kernel: no C++ compiler" in caplog.text) is not compiler
