@@ -17,7 +17,7 @@ from ppt_ms.builder import build_model, use_cpu_kernels
 from ppt_ms.config import load_config
 from ppt_ms.export import ExportError, export_network
 from ppt_ms.models import create_model
-from ppt_ms.models.cpu_layers import eps_tensor, gelu_kernel, head_layout_kernels, layer_norm_kernel
+from ppt_ms.models.cpu_layers import eps_tensor, gelu_kernel, head_layout_kernels, layer_norm_kernel, patch_layout_kernel
 
 pytestmark = pytest.mark.usefixtures("cxx")
 F32_EPS = 2.0 ** -23
@@ -182,6 +182,25 @@ def test_head_layout_backward_moves_the_gradients_back(mode):
     np.testing.assert_array_equal(dqkv, expected)
     dheads = ms.grad(merge_sum)(ms.Tensor(weights[0])).asnumpy()
     np.testing.assert_array_equal(dheads, token_weight.reshape(b, n, h, d).transpose(0, 2, 1, 3))
+
+
+@pytest.mark.parametrize("batch, chans, img, patch", [(2, 3, 8, 4), (3, 2, 12, 3), (64, 3, 224, 16)])
+def test_patch_layout_is_numpys_reshape_and_transpose_both_ways(mode, batch, chans, img, patch):
+    rng = np.random.default_rng(img)
+    images = rng.standard_normal((batch, chans, img, img)).astype(np.float32)
+    grid = img // patch
+    expected = images.reshape(batch, chans, grid, patch, grid, patch).transpose(0, 2, 4, 1, 3, 5)
+    expected = expected.reshape(batch * grid * grid, chans * patch * patch)
+    to_patches = Kernel(patch_layout_kernel(chans, img, patch))
+    np.testing.assert_array_equal(to_patches(ms.Tensor(images)).asnumpy(), expected)
+    weight = rng.standard_normal(expected.shape).astype(np.float32)
+
+    def weighted_sum(x):
+        return (to_patches(x) * ms.Tensor(weight)).sum()
+
+    dimages = ms.grad(weighted_sum)(ms.Tensor(images)).asnumpy()
+    expected_grad = weight.reshape(batch, grid, grid, chans, patch, patch).transpose(0, 3, 1, 4, 2, 5)
+    np.testing.assert_array_equal(dimages, expected_grad.reshape(images.shape))
 
 
 @pytest.mark.parametrize("reduction", [None, ref.Reduction("tome", 6), ref.Reduction("ppt", 20, [1, 2], 1.08e-4)],

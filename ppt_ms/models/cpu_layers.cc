@@ -9,6 +9,7 @@
 //   LayerNorm: x [M, C], weight [C], bias [C], eps [1] -> (x - mean) / sqrt(var + eps) * weight + bias
 //              (mean and biased variance of each row)
 //   SplitHeads: x [B, N, G * H * d] -> G tensors [B, H, N, d]; MergeHeads the inverse (any 2- or 4-byte dtype)
+//   ImagePatches: image [B, C, H, W] -> patches [B (H / p) (W / p), C p p]; PatchesImage the inverse (same)
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -178,6 +179,27 @@ void MoveHeads(int64_t groups, char *tokens, char **heads, const int64_t *head_s
   });
 }
 
+// The patch embedding's layout: image [B, C, gh p, gw p] <-> patches [B gh gw, C p p], where row
+// (b, i, j) holds patch (i, j) of image b flattened as (channel, row, column).  `kToPatches` copies
+// the image into the rows; otherwise the rows back into the image.
+template <bool kToPatches>
+void MovePatches(char *image, char *patches, const int64_t *image_shape, int64_t p, int64_t element_bytes) {
+  const int64_t channels = image_shape[1], height = image_shape[2], width = image_shape[3];
+  const int64_t gh = height / p, gw = width / p, piece = p * element_bytes;
+  Split(image_shape[0] * gh * gw, channels * p * p, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / (gh * gw), i = r / gw % gh, j = r % gw;
+      for (int64_t c = 0; c < channels; ++c) {
+        for (int64_t y = 0; y < p; ++y) {
+          char *row = patches + (r * channels * p + c * p + y) * piece;
+          char *pixels = image + (((b * channels + c) * height + i * p + y) * width + j * p) * element_bytes;
+          std::memcpy(kToPatches ? row : pixels, kToPatches ? pixels : row, piece);
+        }
+      }
+    }
+  });
+}
+
 // Bytes per value of the dtypes the layout kernels copy (0 for others); all params must share it.
 int64_t ElementBytes(int count, const char **dtypes) {
   for (int i = 1; i < count; ++i) {
@@ -290,5 +312,25 @@ extern "C" int MergeHeadsKernel(int nparam, void **params, int *ndims, int64_t *
   if (nparam < 2 || element_bytes == 0 || ndims[0] != 4 || ndims[nparam - 1] != 3) return 1;
   MoveHeads<false>(nparam - 1, static_cast<char *>(params[nparam - 1]), reinterpret_cast<char **>(params),
                    shapes[0], element_bytes);
+  return 0;
+}
+
+// params: image [B, C, H, W] -> patches [B (H / p) (W / p), C p p]
+extern "C" int ImagePatchesKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                  void *stream, void *extra) {
+  const int64_t element_bytes = ElementBytes(nparam, dtypes);
+  if (nparam != 2 || element_bytes == 0 || ndims[0] != 4 || ndims[1] != 2) return 1;
+  const int64_t p = static_cast<int64_t>(std::lround(std::sqrt(shapes[1][1] / shapes[0][1])));
+  MovePatches<true>(static_cast<char *>(params[0]), static_cast<char *>(params[1]), shapes[0], p, element_bytes);
+  return 0;
+}
+
+// params: patches [B (H / p) (W / p), C p p] -> image [B, C, H, W] (ImagePatches inverted)
+extern "C" int PatchesImageKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                  void *stream, void *extra) {
+  const int64_t element_bytes = ElementBytes(nparam, dtypes);
+  if (nparam != 2 || element_bytes == 0 || ndims[0] != 2 || ndims[1] != 4) return 1;
+  const int64_t p = static_cast<int64_t>(std::lround(std::sqrt(shapes[0][1] / shapes[1][1])));
+  MovePatches<false>(static_cast<char *>(params[1]), static_cast<char *>(params[0]), shapes[1], p, element_bytes);
   return 0;
 }

@@ -88,5 +88,19 @@ def head_layout_kernels(num_heads: int):
     return _split_heads(num_heads, 3, split_bprop), _merge_heads(merge_bprop)
 
 
+def patch_layout_kernel(in_chans: int, img_size: int, patch_size: int) -> ops.Custom:
+    """image [B, C, H, W] -> patches [B (H / p) (W / p), C p p], each row one p x p patch flattened as
+    (channel, row, column); the backward puts the rows back into an image."""
+    grid = img_size // patch_size
+    patches_image = _kernel("PatchesImageKernel", outputs=lambda rows: [rows[0] // (grid * grid), in_chans,
+                                                                        img_size, img_size], dtypes=_first_input)
+
+    def bprop(image, out, dout):
+        return (patches_image(dout),)
+
+    return _kernel("ImagePatchesKernel", bprop, lambda image: [image[0] * grid * grid, in_chans * patch_size ** 2],
+                   _first_input)
+
+
 def eps_tensor(eps: float) -> ms.Tensor:
     return ms.Tensor([eps], ms.float32)

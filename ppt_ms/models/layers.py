@@ -3,7 +3,7 @@ import mindspore as ms
 from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, TruncatedNormal, Zero, One
 
-from .cpu_layers import eps_tensor, gelu_kernel, layer_norm_kernel
+from .cpu_layers import eps_tensor, gelu_kernel, layer_norm_kernel, patch_layout_kernel
 
 
 def dense(in_features: int, out_features: int, bias: bool = True) -> nn.Dense:
@@ -82,10 +82,13 @@ class PatchEmbed(nn.Cell):
     the conv layout (proj.weight [C, 3, p, p], proj.bias [C]), so checkpoints load as is.
     """
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int):
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, cpu_kernel: bool = False):
         super().__init__()
         if img_size % patch_size:
             raise ValueError("img_size %d is not a multiple of patch_size %d" % (img_size, patch_size))
+        self.cpu_kernel = cpu_kernel
+        if cpu_kernel:
+            self.to_patches = patch_layout_kernel(in_chans, img_size, patch_size)
         self.patch_size = patch_size
         self.in_chans = in_chans
         self.grid_size = (img_size // patch_size, img_size // patch_size)
@@ -95,8 +98,12 @@ class PatchEmbed(nn.Cell):
     def construct(self, x):
         b = x.shape[0]
         (gh, gw), p = self.grid_size, self.patch_size
-        patches = x.reshape(b, self.in_chans, gh, p, gw, p).transpose(0, 2, 4, 1, 3, 5)
-        tokens = self.proj(patches.reshape(b * gh * gw, self.in_chans * p * p))
+        if self.cpu_kernel:
+            patches = self.to_patches(x)
+        else:
+            patches = x.reshape(b, self.in_chans, gh, p, gw, p).transpose(0, 2, 4, 1, 3, 5)
+            patches = patches.reshape(b * gh * gw, self.in_chans * p * p)
+        tokens = self.proj(patches)
         return tokens.reshape(b, gh * gw, -1)
 
 

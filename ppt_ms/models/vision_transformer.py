@@ -94,7 +94,7 @@ class VisionTransformer(nn.Cell):
         self.embed_dim = embed_dim
         self.distilled = distilled
         self.num_prefix_tokens = 2 if distilled else 1
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, cpu_kernel=cpu_kernels)
         self.num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
         self.cls_token = Parameter(initializer(TruncatedNormal(0.02), (1, 1, embed_dim)), name="cls_token")
         if distilled:
