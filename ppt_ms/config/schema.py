@@ -24,7 +24,7 @@ SCHEMA = {
         "img_size": (224, Int(1)),
         "drop_path_rate": (0.0, Float(0.0, 1.0, high_open=True)),
         "pretrained": (None, _PATH),
-        "cpu_kernels": (True, Bool()),  # CPU: GELU, LayerNorm, head layout (and backward) as C++ kernels (models/cpu_layers)
+        "cpu_kernels": (True, Bool()),  # CPU: GELU, LayerNorm, layout copies (+ backward) as C++ kernels (models/cpu_layers)
     },
     "token_reduction": {
         "method": (TOKEN_REDUCTION["method"], Choice(*METHODS)),

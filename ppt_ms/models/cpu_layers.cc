@@ -1,5 +1,5 @@
-// Exact GELU, LayerNorm and attention's head layout as CPU kernels for MindSpore's AOT custom operator
-// (ops.Custom, func_type "aot"); see cpu_layers.py for the Python side.
+// Exact GELU and LayerNorm, and the patch and head layout copies, as CPU kernels for MindSpore's
+// AOT custom operator (ops.Custom, func_type "aot"); see cpu_layers.py for the Python side.
 //
 // MindSpore 2.10's CPU Erf handles a few values per nanosecond and its LayerNorm
 // a fraction of what the memory allows: together about a quarter of a DeiT-S

@@ -1,16 +1,16 @@
-"""Exact GELU, LayerNorm and attention's head layout as C++ CPU kernels (`model.cpu_kernels`),
-forward and backward.
+"""Exact GELU and LayerNorm, and the patch and head layout copies, as C++ CPU kernels
+(`model.cpu_kernels`), forward and backward.
 
 MindSpore 2.10's CPU Erf and LayerNorm kernels took about a quarter of a DeiT-S forward
 (Erf alone 10 ms per block at batch 8, against 9 ms for each MLP matmul), and its
 LayerNormGrad an eighth of the tiny quick-start model's training step; `cpu_layers.cc`
 computes the same functions in vectorised loops (GELU within 4e-7 of the exact function,
-LayerNorm with its sums in double).  Its CPU Transpose, which puts q, k, v into heads and
-the heads back into tokens, kept buffers of twice its output for as long as the graph
-lived: ~150 MB per DeiT-S block at batch 64, 1.9 of the 3 GB a compiled DeiT-S held; the
-layout kernels copy the same values into MindSpore's own (reused) outputs.  Each forward
-kernel carries its backward kernel as its bprop.  Built on first use (ppt_ms.native).  Export and other devices use the
-MindSpore ops.
+LayerNorm with its sums in double).  Its CPU Transpose, which cut the image into patches,
+put q, k, v into heads and the heads back into tokens, kept position tables of up to
+twice its output for as long as the graph lived (~150 MB per DeiT-S block at batch 64,
+most of the 3 GB a compiled DeiT-S held); the layout kernels copy the same values into
+MindSpore's own (reused) outputs.  Each forward kernel carries its backward kernel as its
+bprop.  Built on first use (ppt_ms.native).  Export and other devices use the MindSpore ops.
 """
 import os
 
