@@ -182,9 +182,11 @@ void MoveHeads(int64_t groups, char *tokens, char **heads, const int64_t *head_s
 // The patch embedding's layout: image [B, C, gh p, gw p] <-> patches [B gh gw, C p p], where row
 // (b, i, j) holds patch (i, j) of image b flattened as (channel, row, column).  `kToPatches` copies
 // the image into the rows; otherwise the rows back into the image.
+// `row_values` is C p p, the length of a patch row.
 template <bool kToPatches>
-void MovePatches(char *image, char *patches, const int64_t *image_shape, int64_t p, int64_t element_bytes) {
+void MovePatches(char *image, char *patches, const int64_t *image_shape, int64_t row_values, int64_t element_bytes) {
   const int64_t channels = image_shape[1], height = image_shape[2], width = image_shape[3];
+  const int64_t p = static_cast<int64_t>(std::lround(std::sqrt(row_values / channels)));
   const int64_t gh = height / p, gw = width / p, piece = p * element_bytes;
   Split(image_shape[0] * gh * gw, channels * p * p, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
@@ -320,8 +322,8 @@ extern "C" int ImagePatchesKernel(int nparam, void **params, int *ndims, int64_t
                                   void *stream, void *extra) {
   const int64_t element_bytes = ElementBytes(nparam, dtypes);
   if (nparam != 2 || element_bytes == 0 || ndims[0] != 4 || ndims[1] != 2) return 1;
-  const int64_t p = static_cast<int64_t>(std::lround(std::sqrt(shapes[1][1] / shapes[0][1])));
-  MovePatches<true>(static_cast<char *>(params[0]), static_cast<char *>(params[1]), shapes[0], p, element_bytes);
+  MovePatches<true>(static_cast<char *>(params[0]), static_cast<char *>(params[1]), shapes[0], shapes[1][1],
+                    element_bytes);
   return 0;
 }
 
@@ -330,7 +332,7 @@ extern "C" int PatchesImageKernel(int nparam, void **params, int *ndims, int64_t
                                   void *stream, void *extra) {
   const int64_t element_bytes = ElementBytes(nparam, dtypes);
   if (nparam != 2 || element_bytes == 0 || ndims[0] != 2 || ndims[1] != 4) return 1;
-  const int64_t p = static_cast<int64_t>(std::lround(std::sqrt(shapes[0][1] / shapes[1][1])));
-  MovePatches<false>(static_cast<char *>(params[1]), static_cast<char *>(params[0]), shapes[1], p, element_bytes);
+  MovePatches<false>(static_cast<char *>(params[1]), static_cast<char *>(params[0]), shapes[1], shapes[0][1],
+                     element_bytes);
   return 0;
 }
