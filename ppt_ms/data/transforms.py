@@ -5,15 +5,19 @@ Output: a float32 CHW image normalised with (mean, std); mean/std are on the 0-1
 as in timm.
 
 Interpolation: 'bicubic' uses Inter.PILCUBIC, which reproduces PIL's bicubic resize (what
-timm uses) exactly, up- and downscaling. 'bilinear' and 'nearest' use OpenCV's kernels,
-which differ from PIL's when downscaling (no antialiasing).
+timm uses) exactly, up- and downscaling (Pillow 13 runs the vertical pass first for some
+images, mostly portrait ones, which can move a value by a few levels); the eval transform
+computes the same values for the crop only (resize_crop.py). 'bilinear' and 'nearest' use
+OpenCV's kernels, which differ from PIL's when downscaling (no antialiasing).
 """
 import math
 
 import mindspore.dataset.vision as vision
 import numpy as np
 
+from ..native import compiler_available
 from .rand_augment import build_rand_augment
+from .resize_crop import BicubicResizeCenterCrop, center_offset
 
 INTERPOLATIONS = {
     'bicubic': vision.Inter.PILCUBIC,
@@ -72,7 +76,7 @@ class CenterCrop:
         height, width = image.shape[:2]
         if height < self.size or width < self.size:
             raise ValueError(f'cannot center-crop {self.size}x{self.size} from an image of {height}x{width}')
-        top, left = int(round((height - self.size) / 2.0)), int(round((width - self.size) / 2.0))
+        top, left = center_offset(height, self.size), center_offset(width, self.size)
         return np.ascontiguousarray(image[top:top + self.size, left:left + self.size])
 
 
@@ -82,10 +86,17 @@ def _to_normalised_chw(mean, std):
 
 
 def build_eval_transforms(img_size, crop_pct, interpolation, mean, std):
-    """Resize shorter side to floor(img_size / crop_pct), center crop img_size, normalise -> [3, img_size, img_size]."""
+    """Resize shorter side to floor(img_size / crop_pct), center crop img_size, normalise -> [3, img_size, img_size].
+
+    Bicubic with a C++ compiler at hand: one op that computes only the crop (same values).
+    """
     check_mean_std(mean, std)
-    return [vision.Resize(eval_resize_size(img_size, crop_pct), resolve_interpolation(interpolation)),
-            CenterCrop(img_size)] + _to_normalised_chw(mean, std)
+    shorter = eval_resize_size(img_size, crop_pct)
+    if interpolation == 'bicubic' and compiler_available():
+        resize_and_crop = [BicubicResizeCenterCrop(shorter, img_size)]
+    else:
+        resize_and_crop = [vision.Resize(shorter, resolve_interpolation(interpolation)), CenterCrop(img_size)]
+    return resize_and_crop + _to_normalised_chw(mean, std)
 
 
 def build_train_transforms(img_size, scale, ratio, interpolation, hflip, auto_augment, reprob, mean, std):
