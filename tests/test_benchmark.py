@@ -343,3 +343,26 @@ def test_tool_times_training_steps(tmp_path):
         report = json.load(handle)
     assert report["task"].startswith("training step")
     assert [(r["method"], len(r["seconds"])) for r in report["results"]] == [("none", 2), ("tome", 2)]
+
+
+def test_tool_times_the_eval_data_pipeline(tmp_path, capsys):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for index in range(7):
+        folder = tmp_path / "val" / "ab"[index % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(folder / f"{index}.jpg")
+    out = str(tmp_path / "pipeline.json")
+    status = load_tool("benchmark").main(["--config", QUICKSTART, "--benchmark.data_pipeline", "true",
+                                          "--data.path", str(tmp_path), "--data.batch_size", "3",
+                                          "--benchmark.repeats", "2", "--json", out])
+    assert status == 0
+    with open(out) as handle:
+        report = json.load(handle)
+    assert (report["images"], report["rounds"], report["batch_size"]) == (7, 2, 3)
+    rate = report["images_per_s"]
+    assert 0 < rate["min"] <= rate["median"] <= rate["max"]
+    assert report["machine"]["cpu"] in capsys.readouterr().out
+    status = load_tool("benchmark").main(["--config", QUICKSTART, "--benchmark.data_pipeline", "true",
+                                          "--data.path", str(tmp_path), "--data.batch_size", "7"])
+    assert status == 1 and "gives a single batch" in capsys.readouterr().err

@@ -18,12 +18,15 @@ inside a graph (chained runs minus a control; see ppt_ms.benchmark), and the ste
 --benchmark.training true times a training step (forward, backward, AdamW) of each variant instead.
 --benchmark.isolate true runs every variant in a process of its own (ppt_ms.benchmark.isolated): each
 variant's memory alone, at the price of unpaired ratios.
+--benchmark.data_pipeline true times the evaluation data pipeline instead of the models: benchmark.repeats
+passes over data.path's val split (decode, resize, crop, normalise, batch; data.num_workers), images/s.
 """
 import sys
 
 from ppt_ms.benchmark import format_benchmark, run_benchmark, write_json
 from ppt_ms.builder import setup_context
 from ppt_ms.benchmark.isolated import run_isolated
+from ppt_ms.benchmark.pipeline import format_pipeline, time_eval_pipeline
 from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
 
@@ -46,11 +49,17 @@ def main(argv=None) -> int:
 
     def work():
         setup_context(cfg["system"])
-        if cfg["benchmark"]["isolate"]:
-            report = run_isolated(__file__, argv if argv is not None else sys.argv[1:], cfg["benchmark"]["compare"])
+        bench = cfg["benchmark"]
+        if bench["data_pipeline"]:
+            report = time_eval_pipeline(cfg, bench["repeats"])
+            text = format_pipeline(report)
         else:
-            report = run_benchmark(cfg, args.ckpt, args.variant, args.profile_reduction, args.profile_ops)
-        print(format_benchmark(report))
+            if bench["isolate"]:
+                report = run_isolated(__file__, argv if argv is not None else sys.argv[1:], bench["compare"])
+            else:
+                report = run_benchmark(cfg, args.ckpt, args.variant, args.profile_reduction, args.profile_ops)
+            text = format_benchmark(report)
+        print(text)
         if args.json:
             write_json(report, args.json)
             print("wrote %s" % args.json)

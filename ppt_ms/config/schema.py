@@ -96,6 +96,7 @@ SCHEMA = {
         "repeats": (10, Int(1)),
         "training": (False, Bool()),  # time a training step (forward, backward, AdamW) instead of inference
         "isolate": (False, Bool()),  # each variant in its own process: memory per variant, unpaired ratios
+        "data_pipeline": (False, Bool()),  # time the eval data pipeline (data.path's val split), no model
         "runtime": ("mindspore", Choice("mindspore", "onnxruntime")),  # onnxruntime: time exported ONNX files
     },
     "system": {
