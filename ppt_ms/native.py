@@ -1,4 +1,5 @@
-"""C++ kernels for MindSpore's AOT custom operator: compiled on first use, cached by content.
+"""C++ code (kernels for MindSpore's AOT custom operator, the eval resize called through ctypes):
+compiled on first use, cached by content.
 
 ppt_ms ships a few CPU kernels as C++ source (`*.cc` beside the code that uses them).  The
 first time one is needed it is compiled with the system C++ compiler ($CXX, else g++) and kept

@@ -18,7 +18,7 @@ def load_rgb(path):
     """Decode any PIL-readable image (grayscale, RGBA, palette, CMYK, ...) to RGB uint8 [H, W, 3]."""
     try:
         with Image.open(path) as image:
-            return np.array(image.convert('RGB'), dtype=np.uint8)
+            return np.asarray(image if image.mode == 'RGB' else image.convert('RGB'))
     except Exception as error:  # PIL raises many types for corrupt files
         raise RuntimeError(f"cannot decode image '{path}' ({type(error).__name__}: {error}); "
                            "set verify_images: true in the data config to skip unreadable files") from error
