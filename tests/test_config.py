@@ -31,7 +31,8 @@ EXPECTED_DEFAULTS = {
     "eval": {"batch_size": 64, "ckpt": None},
     "export": {"file_format": "MINDIR", "batch_size": 1, "file": None, "dynamic_batch": None},
     "benchmark": {"batch_sizes": [1, 64], "compare": ["none", "tome", "ppt"], "warmup": 3,
-                  "repeats": 10, "training": False, "isolate": False, "runtime": "mindspore"},
+                  "repeats": 10, "training": False, "isolate": False, "runtime": "mindspore",
+                  "data_pipeline": False},
     "system": {"device_target": "CPU", "mode": "graph", "seed": 0, "amp_level": "O0"},
 }
 
