@@ -4,19 +4,24 @@ compiled on first use, cached by content.
 ppt_ms ships a few CPU kernels as C++ source (`*.cc` beside the code that uses them).  The
 first time one is needed it is compiled with the system C++ compiler ($CXX, else g++) and kept
 in $PPT_MS_KERNEL_CACHE (else ~/.cache/ppt_ms) under the hash of its source and flags, so an
-edited source is rebuilt and processes share the result.  x86-64 kernels carry clones for
-several instruction-set levels and pick one at load time, so a cached library also fits
-another CPU.
+edited source is rebuilt and processes share the result.  Loops marked VECTOR_CLONES carry
+clones for several x86-64 instruction-set levels (COMPILE_FLAGS), so a cached library also
+fits another CPU.
 """
 import functools
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
 
+# On x86-64, functions marked VECTOR_CLONES are built for several instruction-set levels and one is
+# picked at load time, so a cached library also fits another CPU; elsewhere the mark is empty.
+VECTOR_CLONES = ('-DVECTOR_CLONES=__attribute__((target_clones("arch=x86-64-v4","arch=x86-64-v3","default")))'
+                 if platform.machine().lower() in ("x86_64", "amd64") else "-DVECTOR_CLONES=")
 # -fno-trapping-math lets the compiler vectorise loops with selects and divisions; it changes no value
-COMPILE_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-trapping-math")
+COMPILE_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-trapping-math", VECTOR_CLONES)
 CACHE_ENV = "PPT_MS_KERNEL_CACHE"
 
 

@@ -17,13 +17,7 @@
 #include <thread>
 #include <vector>
 
-// Built once for several x86-64 levels, picked at load time (so a cached library also fits another CPU).
-#if defined(__x86_64__)
-#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
+// VECTOR_CLONES (clones for several x86-64 levels) comes with the compile flags: ppt_ms/native.py.
 namespace {
 
 constexpr int64_t kMinPerThread = 1 << 16;  // below this many values a second thread costs more than it saves
