@@ -25,10 +25,11 @@ def test_accuracy_table_gives_macs_against_none_and_no_speed():
 def test_speed_check_is_the_papers_deit_s_settings():
     cfg = make_config(load_config(QUICKSTART).to_dict(), SPEED_CHECK)
     variants = variant_configs(cfg)
-    assert list(variants) == ["none", "tome", "ppt"]
+    assert list(variants) == ["none", "tome-fused", "ppt-fused"]
     assert all(v.model.name == "deit_small_patch16_224" and v.model.pretrained is None for v in variants.values())
-    ppt, tome = variants["ppt"].token_reduction, variants["tome"].token_reduction
-    assert (ppt.r, ppt.layers, ppt.threshold, tome.r) == (50, [3, 6, 9], 7e-5, 13)
+    ppt, tome = variants["ppt-fused"].token_reduction, variants["tome-fused"].token_reduction
+    assert (ppt.method, ppt.r, ppt.layers, ppt.threshold, tome.method, tome.r) == ("ppt", 50, [3, 6, 9], 7e-5, "tome", 13)
+    assert ppt.fused_cpu_kernel and tome.fused_cpu_kernel
     assert cfg.benchmark.batch_sizes == [8]
 
 
