@@ -42,8 +42,9 @@ def format_benchmark(report: dict) -> str:
              % (report["task"], report["model"], report["img_size"], describe_runtime(report), report["dtype"],
                 report["weights"] or "random",
                 report["warmup"], report["repeats"], report["machine"]["cpu"], report["machine"]["cpu_count"])]
+    width = max(len(method) for method in report["variants"])
     for method, variant in report["variants"].items():
-        lines.append("  %-5s tokens after each block %s" % (method, variant["tokens_per_block"]))
+        lines.append("  %-*s  tokens after each block %s" % (width, method, variant["tokens_per_block"]))
     if report.get("isolated"):
         lines.append("each variant in its own process: vs none is a ratio of medians (not paired); peak RSS of "
                      "each process, MB: %s" % ", ".join("%s %s" % (m, _optional(p, "%.0f"))
