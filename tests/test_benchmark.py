@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import mindspore as ms
+from PIL import Image
 from mindspore import nn
 
 from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, Chained, ReductionStep, RssProbe, training_step_call,
@@ -346,7 +347,6 @@ def test_tool_times_training_steps(tmp_path):
 
 
 def test_tool_times_the_eval_data_pipeline(tmp_path, capsys):
-    from PIL import Image
     rng = np.random.default_rng(0)
     for index in range(7):
         folder = tmp_path / "val" / "ab"[index % 2]
