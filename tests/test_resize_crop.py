@@ -23,6 +23,8 @@ def resize_then_crop(image, shorter, crop):
     (20, 600, 24, 24),      # upscale one axis, shrink the other
     (1000, 30, 12, 12),     # crop = the whole shorter side
     (257, 256, 256, 256),   # one side unchanged
+    (1, 7, 4, 4),           # one-pixel rows and columns
+    (7, 1, 4, 4),
 ])
 def test_equals_mindspore_resize_then_crop(cxx, height, width, shorter, crop):
     image = np.random.default_rng(height * width).integers(0, 256, (height, width, 3), dtype=np.uint8)
