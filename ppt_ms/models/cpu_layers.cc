@@ -206,6 +206,18 @@ int64_t ElementBytes(int count, const char **dtypes) {
   return 0;
 }
 
+// Both patch layout kernels: the input is params[0], the output params[1]; the image is 4-d, the
+// patches 2-d.  Returns 1 for other shapes or dtypes.
+template <bool kToPatches>
+int PatchLayoutKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  const int image = kToPatches ? 0 : 1, patches = 1 - image;
+  const int64_t element_bytes = ElementBytes(nparam, dtypes);
+  if (nparam != 2 || element_bytes == 0 || ndims[image] != 4 || ndims[patches] != 2) return 1;
+  MovePatches<kToPatches>(static_cast<char *>(params[image]), static_cast<char *>(params[patches]), shapes[image],
+                          shapes[patches][1], element_bytes);
+  return 0;
+}
+
 bool AllFloat32(int count, const char **dtypes) {
   for (int i = 0; i < count; ++i) {
     if (std::strcmp(dtypes[i], "float32") != 0) return false;
@@ -314,19 +326,11 @@ extern "C" int MergeHeadsKernel(int nparam, void **params, int *ndims, int64_t *
 // params: image [B, C, H, W] -> patches [B (H / p) (W / p), C p p]
 extern "C" int ImagePatchesKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                                   void *stream, void *extra) {
-  const int64_t element_bytes = ElementBytes(nparam, dtypes);
-  if (nparam != 2 || element_bytes == 0 || ndims[0] != 4 || ndims[1] != 2) return 1;
-  MovePatches<true>(static_cast<char *>(params[0]), static_cast<char *>(params[1]), shapes[0], shapes[1][1],
-                    element_bytes);
-  return 0;
+  return PatchLayoutKernel<true>(nparam, params, ndims, shapes, dtypes);
 }
 
 // params: patches [B (H / p) (W / p), C p p] -> image [B, C, H, W] (ImagePatches inverted)
 extern "C" int PatchesImageKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                                   void *stream, void *extra) {
-  const int64_t element_bytes = ElementBytes(nparam, dtypes);
-  if (nparam != 2 || element_bytes == 0 || ndims[0] != 2 || ndims[1] != 4) return 1;
-  MovePatches<false>(static_cast<char *>(params[1]), static_cast<char *>(params[0]), shapes[1], shapes[0][1],
-                     element_bytes);
-  return 0;
+  return PatchLayoutKernel<false>(nparam, params, ndims, shapes, dtypes);
 }
