@@ -54,13 +54,11 @@ class BicubicResizeCenterCrop:
             raise ValueError(f'expected an RGB image [H, W, 3], got shape {image.shape}')
         height, width = image.shape[:2]
         resized = resized_size(height, width, self.shorter)
-        if min(resized) < self.crop:
-            raise ValueError(f'cannot center-crop {self.crop}x{self.crop} from an image resized to '
-                             f'{resized[0]}x{resized[1]}')
         crop = np.empty((self.crop, self.crop, 3), np.uint8)
         outside = _library()(image.ctypes.data, height, width, resized[0], resized[1],
                              center_offset(resized[0], self.crop), center_offset(resized[1], self.crop),
                              self.crop, self.crop, crop.ctypes.data)
         if outside:
-            raise ValueError(f'the {self.crop}x{self.crop} crop lies outside the {resized[0]}x{resized[1]} image')
+            raise ValueError(f'cannot center-crop {self.crop}x{self.crop} from an image resized to '
+                             f'{resized[0]}x{resized[1]}')
         return crop
