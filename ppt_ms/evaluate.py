@@ -14,7 +14,7 @@ from mindspore import nn, ops
 
 from .builder import build_model, setup_context
 from .data import create_dataset
-from .models import logits_of
+from .models import logits_of, with_inference_layout
 from . import reporting
 from .reporting import table
 from .flops import count_macs
@@ -148,7 +148,7 @@ def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
     if not os.path.isfile(weights):
         raise FileNotFoundError("checkpoint not found: %s" % weights)
     setup_context(cfg.system)
-    net = build_model(cfg, weights=weights)
+    net = with_inference_layout(build_model(cfg, weights=weights))
     dataset = create_dataset(cfg.data, "val", cfg.model.img_size, cfg.model.num_classes, training=False,
                              batch_size=cfg.eval.batch_size)
     metrics = evaluate(net, dataset)

@@ -15,17 +15,18 @@ import mindspore as ms
 
 from helpers.conformance_data import FULL, FULL_PRESENT
 from ppt_ms.checkpoint import load_pretrained
-from ppt_ms.models import create_model, TokenTrace
+from ppt_ms.models import create_model, TokenTrace, with_inference_layout
 
 CONFORMANCE = str(FULL)
 pytestmark = pytest.mark.skipif(not FULL_PRESENT, reason="full conformance directory %s not present" % FULL)
 
 MODEL = "deit_tiny_patch16_224"
 TOLERANCE = 1e-4
-# (execution mode, model.cpu_kernels): MindSpore's ops in both modes, and graph mode with the
-# C++ CPU kernels that CPU configs use by default
+# (execution mode, model.cpu_kernels and the inference layout): MindSpore's ops in both modes, and
+# what evaluation runs on CPU with the shipped configs: graph mode, the C++ CPU kernels, and the
+# linear weights stored [in, out] (models/inference_layout.py)
 MODES = {"graph": (ms.GRAPH_MODE, False), "pynative": (ms.PYNATIVE_MODE, False),
-         "graph-cpu-kernels": (ms.GRAPH_MODE, True)}
+         "graph-cpu-inference": (ms.GRAPH_MODE, True)}
 
 
 def _manifest():
@@ -66,14 +67,16 @@ def image_names():
 
 
 def _run(case, mode, images, weights):
-    execution, cpu_kernels = MODES[mode]
+    execution, cpu_inference = MODES[mode]
     ms.set_context(mode=execution)
     tr = _token_reduction(case)
     if tr is not None and case["name"].endswith("trace_per_image"):
         tr["trace_source"] = True  # traced as one mixed batch; the reference needed batch 1
-    net = create_model(MODEL, token_reduction=tr, cpu_kernels=cpu_kernels)
+    net = create_model(MODEL, token_reduction=tr, cpu_kernels=cpu_inference)
     load_pretrained(net, weights)
     net.set_train(False)
+    if cpu_inference:
+        with_inference_layout(net)
     logits, size, source, stats = TokenTrace(net)(ms.Tensor(images))
     return net, logits.asnumpy(), size.asnumpy(), source.asnumpy(), stats.asnumpy()
 
@@ -124,12 +127,14 @@ FUSABLE = [c for c in CASES if c["method"] in ("ppt", "tome")]
 
 @pytest.mark.parametrize("case", FUSABLE, ids=[c["name"].split("/")[1] for c in FUSABLE])
 def test_fused_cpu_kernel_matches_reference(cxx, graph, case, inputs, image_names):
-    """Inference through the fused C++ reduction step (with the C++ layers) gives the published logits."""
+    """Inference through the fused C++ reduction step (with the C++ layers and the inference layout) gives
+    the published logits."""
     golden = np.load(os.path.join(CONFORMANCE, case["file"]))
     net = create_model(MODEL, token_reduction=dict(_token_reduction(case), trace_source=False, fused_cpu_kernel=True),
                        cpu_kernels=True)
     load_pretrained(net, os.path.join(CONFORMANCE, MODEL + ".safetensors"))
     net.set_train(False)
+    with_inference_layout(net)
     assert any(block.fused for block in net.blocks)
     solid = np.array([name not in (case.get("fragile_images") or []) for name in image_names])
     diff = np.abs(net(ms.Tensor(inputs)).asnumpy() - golden["logits"]).max(axis=1)

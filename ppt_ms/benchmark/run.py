@@ -11,6 +11,7 @@ import mindspore as ms
 from ..config import make_config
 from ..data import sample_images
 from ..flops import count_macs
+from ..models import with_inference_layout
 from .ops_profile import profile_ops
 from .memory import MEMORY_NOTE, process_peak_rss_mb
 from .reduction_profile import profile_reduction
@@ -47,6 +48,8 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
         cfg = make_config(cfg.to_dict(), [("model.cpu_kernels", False)])
     configs = variant_configs(cfg, bench["compare"], overrides)
     nets = build_variants(configs, weights or model["pretrained"])
+    if not (onnx or bench["training"]):  # what tools/eval.py runs; the ONNX files are tools/export.py's
+        nets = {method: with_inference_layout(net) for method, net in nets.items()}
     macs = {method: count_macs(net).total for method, net in nets.items()}
 
     def ratio_to_none(values, method):

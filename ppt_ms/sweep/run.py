@@ -6,6 +6,7 @@ import os
 
 from ..builder import build_model
 from ..checkpoint import load_pretrained
+from ..models import with_inference_layout
 from ..data import create_dataset
 from ..evaluate import evaluate
 from ..flops import count_macs_for
@@ -48,6 +49,7 @@ def measure(point_cfg, state, dataset, evaluate_fn=evaluate):
     """(metrics with top1, top5, loss, images_per_second; final token count) of one point's network."""
     net = build_model(point_cfg)
     load_pretrained(net, state)
+    with_inference_layout(net)
     return evaluate_fn(net, dataset), net.tokens_per_block[-1]
 
 
