@@ -19,6 +19,7 @@ from ppt_ms.config import ConfigError, load_config
 from ppt_ms.flops import count_macs_for
 from ppt_ms.data import sample_images
 from ppt_ms.benchmark.isolated import merge_reports
+from ppt_ms.benchmark.ops_profile import profile_ops
 from helpers.paths import QUICKSTART, load_tool
 
 
@@ -116,6 +117,32 @@ def test_timing_compiles_warms_up_then_interleaves_with_rotating_start():
     rounds = ["a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"]
     assert log == first_and_warmup + rounds
     assert all(len(t.seconds) == 4 and all(s >= 0 for s in t.seconds) for t in timings.values())
+
+
+class Square(nn.Cell):
+    def construct(self, x):
+        return x * x
+
+
+class Double(nn.Cell):
+    def construct(self, x):
+        return x + x
+
+
+def test_kernel_profile_interleaves_the_variants_one_call_per_round(graph):
+    """Each round profiles one call of every variant, the first one rotating; counts are per call."""
+    log = []
+    nets = {"a": Square(), "b": Double()}
+    x = ms.Tensor(np.ones((4, 4), np.float32))
+
+    def call(name):
+        log.append(name)
+        return nets[name](x).asnumpy()
+    profiles = profile_ops({name: (lambda name=name: call(name)) for name in "ab"}, rounds=3)
+    assert log == ["a", "b", "b", "a", "a", "b"]
+    for name, kernel in (("a", "Mul"), ("b", "Add")):
+        kinds = {k["type"]: k for k in profiles[name]["kernels"]}
+        assert profiles[name]["calls"] == 3 and kinds[kernel]["count"] == 1
 
 
 def test_throughput_summary_by_hand():

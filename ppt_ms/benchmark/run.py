@@ -83,8 +83,8 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
                               "first_call_retained": _rounded(timing.first_call_retained_mb),
                               "timed_calls_peak": _rounded(timing.timed_calls_peak_mb)}})
         if with_ops_profile:
-            for method, call in calls.items():
-                ops_profiles.append({"batch_size": batch_size, "method": method, **profile_ops(call)})
+            for method, ops in profile_ops(calls, bench["repeats"]).items():
+                ops_profiles.append({"batch_size": batch_size, "method": method, **ops})
         if with_reduction_profile:
             for method, net in nets.items():
                 row = profile_reduction(net, method, batch_size, bench["warmup"], bench["repeats"], seed)

@@ -49,6 +49,12 @@ def _timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def rotated(names: List[str], round_index: int) -> List[str]:
+    """The order of one round of side-by-side calls: `names` starting at round_index (mod its length)."""
+    shift = round_index % len(names)
+    return names[shift:] + names[:shift]
+
+
 def time_side_by_side(calls: Dict[str, Callable[[], object]], warmup: int, repeats: int) -> Dict[str, Timings]:
     """First call of each, `warmup` untimed calls of each, then `repeats` rounds
     timing one call of each, the starting call rotating every round."""
@@ -59,10 +65,8 @@ def time_side_by_side(calls: Dict[str, Callable[[], object]], warmup: int, repea
         timings[name] = Timings(elapsed, memory.peak, memory.retained)
         for _ in range(warmup):
             call()
-    names = list(calls)
     for round_index in range(repeats):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in rotated(list(calls), round_index):
             with RssProbe() as memory:
                 timings[name].seconds.append(_timed(calls[name]))
             if memory.peak is not None:
