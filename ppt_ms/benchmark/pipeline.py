@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from ..data.loader import create_dataset, scan_role
-from ..native import compiler_available
+from ..data.transforms import crop_only_resize
 from ..reporting import table
 from .run import cpu_model
 
@@ -32,11 +32,10 @@ def time_eval_pipeline(cfg, rounds):
     for _ in range(rounds):
         rate, images = _rate_after_first_batch(create_dataset(data, "val", img_size, num_classes, training=False))
         rates.append(rate)
-    bicubic = data["interpolation"] == "bicubic"
     return {
         "task": "eval data pipeline", "path": data["path"], "split": data["val_split"], "images": images,
         "img_size": img_size, "batch_size": data["batch_size"], "num_workers": data["num_workers"],
-        "resize": "crop-only C++ bicubic" if bicubic and compiler_available() else "MindSpore Resize + crop",
+        "resize": "crop-only C++ bicubic" if crop_only_resize(data["interpolation"]) else "MindSpore Resize + crop",
         "rounds": rounds, "images_per_s": {"median": float(np.median(rates)), "min": min(rates), "max": max(rates)},
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count()}}
 

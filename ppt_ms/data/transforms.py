@@ -85,6 +85,11 @@ def _to_normalised_chw(mean, std):
     return [vision.ToTensor(), vision.Normalize(mean=list(mean), std=list(std), is_hwc=False)]
 
 
+def crop_only_resize(interpolation) -> bool:
+    """Whether the eval transform resizes with the crop-only C++ op (bicubic, and a compiler to build it)."""
+    return interpolation == 'bicubic' and compiler_available()
+
+
 def build_eval_transforms(img_size, crop_pct, interpolation, mean, std):
     """Resize shorter side to floor(img_size / crop_pct), center crop img_size, normalise -> [3, img_size, img_size].
 
@@ -92,7 +97,7 @@ def build_eval_transforms(img_size, crop_pct, interpolation, mean, std):
     """
     check_mean_std(mean, std)
     shorter = eval_resize_size(img_size, crop_pct)
-    if interpolation == 'bicubic' and compiler_available():
+    if crop_only_resize(interpolation):
         resize_and_crop = [BicubicResizeCenterCrop(shorter, img_size)]
     else:
         resize_and_crop = [vision.Resize(shorter, resolve_interpolation(interpolation)), CenterCrop(img_size)]
