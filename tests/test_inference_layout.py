@@ -29,7 +29,7 @@ def test_dense_of_three_axes_matches_numpy(mode):
     dense.weight.set_data(ms.Tensor(weight))
     dense.bias.set_data(ms.Tensor(bias))
     x = rng.standard_normal((2, 3, 6)).astype(np.float32)
-    linear = InferenceLinear(dense, "fc")
+    linear = InferenceLinear(dense)
     np.testing.assert_allclose(linear(ms.Tensor(x)).asnumpy(), ref.linear(x, weight, bias), rtol=0, atol=1e-5)
     assert (linear.in_channels, linear.out_channels) == (6, 5)
 
@@ -40,7 +40,7 @@ def test_dense_without_bias_matches_numpy(pynative):
     weight = rng.standard_normal((3, 4)).astype(np.float32)
     dense.weight.set_data(ms.Tensor(weight))
     x = rng.standard_normal((7, 4)).astype(np.float32)
-    got = InferenceLinear(dense, "fc")(ms.Tensor(x)).asnumpy()
+    got = InferenceLinear(dense)(ms.Tensor(x)).asnumpy()
     np.testing.assert_allclose(got, x @ weight.T, rtol=0, atol=1e-5)
 
 
@@ -51,7 +51,7 @@ def test_patch_projection_matches_numpy(pynative):
     projection.weight.set_data(ms.Tensor(kernel))
     projection.bias.set_data(ms.Tensor(bias))
     patches = rng.standard_normal((5, 12)).astype(np.float32)
-    got = InferenceLinear(projection, "proj")(ms.Tensor(patches)).asnumpy()
+    got = InferenceLinear(projection)(ms.Tensor(patches)).asnumpy()
     np.testing.assert_allclose(got, patches @ kernel.reshape(8, 12).T + bias, rtol=0, atol=1e-5)
 
 

@@ -13,7 +13,8 @@ Compile time (first call) is reported apart; after benchmark.warmup calls, bench
 time the methods in turn (rotating the order), so machine noise hits all of them alike. Reported:
 median images/s with quartiles, ratio to method none, MACs per image, memory (process RSS).
 --profile_ops adds each variant's per-kernel profile of the whole forward (top kernels, the time outside
-kernels), over benchmark.repeats rounds that each profile one call of every variant in turn. --profile_reduction also measures the first reducing block and its reduction step, each as it costs
+kernels), over benchmark.repeats rounds that each profile one call of every variant in turn.
+--profile_reduction also measures the first reducing block and its reduction step, each as it costs
 inside a graph (chained runs minus a control; see ppt_ms.benchmark), and the step's share of the block.
 --benchmark.training true times a training step (forward, backward, AdamW) of each variant instead.
 --benchmark.isolate true runs every variant in a process of its own (ppt_ms.benchmark.isolated): each

@@ -22,7 +22,7 @@ class InferenceLinear(nn.Cell):
     W as [out, ...] (nn.Dense [out, in], PatchProjection [out, 3, p, p]).  Its in_channels
     and out_channels are named as nn.Dense's."""
 
-    def __init__(self, layer, name: str):
+    def __init__(self, layer):
         super().__init__()
         weight = layer.weight.asnumpy()
         weight_in_out = np.ascontiguousarray(weight.reshape(weight.shape[0], -1).T)
@@ -31,7 +31,6 @@ class InferenceLinear(nn.Cell):
         self.bias = layer.bias if getattr(layer, "has_bias", True) else None
         self.matmul = ops.MatMul()
         self.bias_add = ops.BiasAdd()
-        self._names = {"weight_in_out": name + ".weight_in_out", "bias": name + ".bias"}
 
     def construct(self, x):
         shape = x.shape
@@ -40,12 +39,6 @@ class InferenceLinear(nn.Cell):
             y = self.bias_add(y, self.bias.astype(x.dtype))
         return y.reshape(shape[:-1] + (y.shape[-1],))
 
-    def keep_names(self):
-        """Give the parameters their full names (MindSpore prefixes only the attribute name)."""
-        for attribute, name in self._names.items():
-            if getattr(self, attribute) is not None:
-                getattr(self, attribute).name = name
-
 
 def with_inference_layout(net: nn.Cell) -> nn.Cell:
     """`net` with every nn.Dense and patch projection replaced, in place, by an
@@ -53,7 +46,10 @@ def with_inference_layout(net: nn.Cell) -> nn.Cell:
     found = [(path, cell, name, child) for path, cell in net.cells_and_names()
              for name, child in cell.name_cells().items() if isinstance(child, CONVERTED)]
     for path, cell, name, child in found:
-        linear = InferenceLinear(child, "%s.%s" % (path, name) if path else name)
+        linear = InferenceLinear(child)
         setattr(cell, name, linear)
-        linear.keep_names()
+        prefix = "%s.%s" % (path, name) if path else name
+        linear.weight_in_out.name = prefix + ".weight_in_out"  # MindSpore prefixes only the attribute name
+        if linear.bias is not None:
+            linear.bias.name = prefix + ".bias"
     return net
