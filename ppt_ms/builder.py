@@ -4,8 +4,8 @@ import logging
 import mindspore as ms
 
 from .checkpoint import TRAINING_ONLY_PREFIXES, load_pretrained, read_state_dict
-from . import native
-from .config import ConfigError
+from .config import FORMULATION_KEYS, ConfigError
+from .formulations import prepare
 from .models import create_model
 
 logger = logging.getLogger(__name__)
@@ -37,32 +37,33 @@ def model_state(path):
     return {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
 
 
-def use_cpu_kernels(requested: bool, setting: str = "model.cpu_kernels") -> bool:
-    """A CPU-kernel switch (`setting`: model.cpu_kernels or token_reduction.fused_cpu_kernel)
-    as this process can honour it: only on the CPU backend (other devices use MindSpore's
-    ops; the shipped configs turn both on), and only with a C++ compiler to build them
-    (without one: a warning, and MindSpore's ops, which compute the same functions)."""
-    if not requested or ms.get_context("device_target") != "CPU":
-        return False
-    if not native.compiler_available():
-        logger.warning("%s: no C++ compiler (%s) to build the CPU kernels; using MindSpore's ops (same results, "
-                       "slower). Install g++ or set CXX.", setting, native.compiler())
-        return False
-    return True
+def model_token_reduction(cfg) -> dict:
+    """The config's token_reduction section as the model takes it (without the formulation
+    setting fused_cpu_kernel, which `prepare` reads)."""
+    return {k: v for k, v in cfg["token_reduction"].items() if k not in FORMULATION_KEYS}
 
 
-def build_model(cfg, weights=None):
-    """The config's model with its token reduction; weights from `weights`
-    (a checkpoint path) or else `model.pretrained`, if either is given."""
+def build_model(cfg, weights=None, purpose=None):
+    """The config's model with its token reduction; weights from `weights` (a checkpoint
+    path) or else `model.pretrained`, if either is given.  Without `purpose`, the canonical
+    network; with one ("inference", "training", "export"), what ppt_ms.formulations.prepare
+    makes of it for this device and the config's settings (model.cpu_kernels,
+    token_reduction.fused_cpu_kernel, system.amp_level and amp_dtype), returned as
+    (canonical network, network to run)."""
     m = cfg["model"]
-    token_reduction = dict(cfg["token_reduction"])
-    token_reduction["fused_cpu_kernel"] = use_cpu_kernels(token_reduction["fused_cpu_kernel"],
-                                                          "token_reduction.fused_cpu_kernel")
     net = create_model(m["name"], num_classes=m["num_classes"], img_size=m["img_size"],
-                       drop_path_rate=m["drop_path_rate"], token_reduction=token_reduction,
-                       cpu_kernels=use_cpu_kernels(m["cpu_kernels"]))
+                       drop_path_rate=m["drop_path_rate"], token_reduction=model_token_reduction(cfg))
     path = weights or m["pretrained"]
     if path:
         report = load_pretrained(net, model_state(path))
         logger.info("loaded %s: %s", path, report)
-    return net
+    if purpose is None:
+        return net
+    return net, prepare_for(cfg, net, purpose)
+
+
+def prepare_for(cfg, net, purpose: str):
+    """ppt_ms.formulations.prepare with the config's settings: the network to run for `purpose`."""
+    return prepare(net, purpose, cpu_kernels=cfg["model"]["cpu_kernels"],
+                   fused_step=cfg["token_reduction"]["fused_cpu_kernel"],
+                   amp_level=cfg["system"]["amp_level"], amp_dtype=cfg["system"]["amp_dtype"])

@@ -14,7 +14,7 @@ from mindspore import nn, ops
 
 from .builder import build_model, setup_context
 from .data import create_dataset
-from .models import logits_of, with_inference_layout
+from .models import logits_of
 from . import reporting
 from .reporting import table
 from .flops import count_macs
@@ -148,10 +148,10 @@ def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
     if not os.path.isfile(weights):
         raise FileNotFoundError("checkpoint not found: %s" % weights)
     setup_context(cfg.system)
-    net = with_inference_layout(build_model(cfg, weights=weights))
+    net, runnable = build_model(cfg, weights=weights, purpose="inference")
     dataset = create_dataset(cfg.data, "val", cfg.model.img_size, cfg.model.num_classes, training=False,
                              batch_size=cfg.eval.batch_size)
-    metrics = evaluate(net, dataset)
+    metrics = evaluate(runnable, dataset)
     return EvalReport(model=cfg.model.name, token_reduction=cfg.token_reduction.to_dict(), checkpoint=weights,
                       data=os.path.join(cfg.data.path, cfg.data.val_split), batch_size=cfg.eval.batch_size,
                       images=metrics.images, top1=metrics.top1, top5=metrics.top5, loss=metrics.loss,

@@ -12,7 +12,7 @@ Formats (MindSpore 2.10 on CPU, Python 3.11):
   same batch.  MindSpore Lite, the usual MindIR runtime, cannot be used here:
   the registry only has mindspore-lite 2.0.0 for Python 3.7, which refuses
   MindIR v3 files, so the check runs the file with MindSpore itself.
-- ONNX: exported in the formulation of models/portable.py (GELU's erf as a
+- ONNX: exported in the formulation of formulations/onnx.py (GELU's erf as a
   rational function, gathers and merges from ops the exporter converts
   correctly); onnx_erf then puts ONNX's exact Erf in place of each rational
   erf, and the file runs in onnxruntime next to the unchanged live network.
@@ -23,10 +23,11 @@ Formats (MindSpore 2.10 on CPU, Python 3.11):
 - AIR: MindSpore builds AIR files only through the Ascend backend, so on
   CPU/GPU this is an ExportError before any work is done.
 
-A network built with token_reduction.fused_cpu_kernel or model.cpu_kernels
-is not exported: those run shared libraries compiled on this machine, which
-the file could not carry.  `export_and_verify` builds the config's model
-without them (the same results: the MindSpore ops); `export_network` refuses one.
+A network in a CPU form (ppt_ms.formulations: C++ kernels, the fused step,
+the [in, out] weight layout) is not exported: the kernels are shared
+libraries of this machine, which the file could not carry.
+`export_and_verify` exports the canonical network; `export_network` refuses
+a CPU form.
 """
 import dataclasses
 import os
@@ -40,12 +41,12 @@ import mindspore as ms
 from mindspore import nn
 
 from .builder import build_model
-from .config import make_config
 from .data import sample_images
 from .errors import PPTMSError
-from .models.portable import onnx_formulation
+from .formulations import cpu_form_cells
+from .formulations.onnx import onnx_formulation
+from .formulations.onnx_erf import use_onnx_erf
 from .models.vision_transformer import TokenTrace
-from .onnx_erf import use_onnx_erf
 from .onnx_runtime import OnnxRuntimeError, OnnxSession
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
@@ -108,14 +109,11 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
                           "false" % ", ".join(DYNAMIC_BATCH_FORMATS))
     if not path.endswith(SUFFIXES[file_format]):
         path += SUFFIXES[file_format]
-    if any(getattr(cell, "fused", False) for _, cell in net.cells_and_names()):
-        raise ExportError("this network reduces tokens with the fused CPU kernel, a shared library of this "
-                          "machine that a %s file cannot carry; build it with token_reduction.fused_cpu_kernel: "
-                          "false (the same results)" % file_format)
-    if getattr(net, "cpu_kernels", False):
-        raise ExportError("this network runs GELU and LayerNorm as CPU kernels, a shared library of this "
-                          "machine that a %s file cannot carry; build it with model.cpu_kernels: false "
-                          "(the same results)" % file_format)
+    cpu_cells = cpu_form_cells(net)
+    if cpu_cells:
+        raise ExportError("this network is in a CPU form (%s: kernels of this machine that a %s file cannot carry); "
+                          "export the network as built, or prepared for export (ppt_ms.formulations.prepare(net, "
+                          "'export')), which has the same results" % (", ".join(cpu_cells), file_format))
     device = ms.get_context("device_target")
     if file_format == "AIR" and device != "Ascend":
         raise ExportError("AIR export needs the Ascend backend (MindSpore builds AIR files through it); this "
@@ -144,7 +142,7 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
 
 def write_onnx(cell: nn.Cell, net: nn.Cell, images: ms.Tensor, path: str):
     """Export `cell` (`net` or a Cell around it) to ONNX with `net` in its exportable formulation
-    (models/portable.py), then put ONNX's exact Erf back (onnx_erf)."""
+    (formulations/onnx.py), then put ONNX's exact Erf back (onnx_erf)."""
     with onnx_formulation(net):
         ms.onnx.export(cell, images, file_name=path)
     use_onnx_erf(path)
@@ -247,15 +245,14 @@ def compare_traces(expected, got, reducing_blocks, method: str, tolerance: float
 def export_and_verify(cfg, weights=None, tolerance: float = DEFAULT_TOLERANCE) -> Verification:
     """Build the config's model (weights from `weights` or model.pretrained),
     export it as the `export` section says and verify the file on a
-    deterministic random batch (seeded by system.seed).  The network uses the
-    MindSpore ops even if the config asks for the CPU kernels (model.cpu_kernels,
-    token_reduction.fused_cpu_kernel): the file cannot carry them."""
+    deterministic random batch (seeded by system.seed).  The network is the canonical
+    one (formulations.prepare for "export"), whatever the config's CPU settings: the
+    file cannot carry compiled kernels."""
     export = cfg["export"]
     file_format, dynamic = export["file_format"], export["dynamic_batch"]
     if dynamic is None:
         dynamic = file_format in DYNAMIC_BATCH_FORMATS
-    cfg = make_config(cfg.to_dict(), [("token_reduction.fused_cpu_kernel", False), ("model.cpu_kernels", False)])
-    net = build_model(cfg, weights)
+    net, _ = build_model(cfg, weights, purpose="export")
     seed, img_size = cfg["system"]["seed"], cfg["model"]["img_size"]
     images = sample_images(export["batch_size"], img_size, seed)
     path = export_network(net, images, export["file"] or default_export_path(cfg), file_format, dynamic)

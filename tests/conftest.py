@@ -4,7 +4,7 @@ import shutil
 import mindspore as ms
 import pytest
 
-from ppt_ms import native
+from ppt_ms.formulations import native
 from ppt_ms.data import make_example_dataset
 
 

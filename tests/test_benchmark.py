@@ -14,7 +14,8 @@ from mindspore import nn
 from ppt_ms.benchmark import (PAPER_SETTINGS, BenchmarkError, Chained, ReductionStep, RssProbe, training_step_call,
                               build_variants, marginal_per_round, paired_speedup, random_block_inputs, throughput,
                               time_side_by_side, variant_configs)
-from ppt_ms import native
+from ppt_ms.builder import prepare_for
+from ppt_ms.formulations import FusedReducer, native
 from ppt_ms.config import ConfigError, load_config
 from ppt_ms.flops import count_macs_for
 from ppt_ms.data import sample_images
@@ -79,11 +80,15 @@ def test_fused_variants_are_their_method_with_the_fused_cpu_kernel():
 def test_profiled_step_of_a_fused_block_is_the_fused_kernel(cxx, pynative):
     """The reduction profile times what the variant runs: for a fused block, the
     C++ step, whose outputs equal the ops step's."""
-    nets = build_variants(variant_configs(quickstart(), ["ppt", "ppt-fused"]))
+    configs = variant_configs(quickstart(), ["ppt", "ppt-fused"])
+    nets = build_variants(configs)
+    for name, net in nets.items():
+        prepare_for(configs[name], net, "inference")
     t = random_block_inputs(2, 65, nets["ppt"], seed=1)
     args = (t["x"], t["size"], t["source"], t["k"], t["v"], t["probs"])
     steps = {name: ReductionStep(net.blocks[1]) for name, net in nets.items()}
-    assert steps["ppt-fused"].block.fused and not steps["ppt"].block.fused
+    assert isinstance(steps["ppt-fused"].block.reducer, FusedReducer)
+    assert not isinstance(steps["ppt"].block.reducer, FusedReducer)
     for plain, fused in zip(steps["ppt"](*args)[:2], steps["ppt-fused"](*args)[:2]):
         np.testing.assert_allclose(fused.asnumpy(), plain.asnumpy(), rtol=0, atol=1e-5)
 

@@ -33,7 +33,7 @@ EXPECTED_DEFAULTS = {
     "benchmark": {"batch_sizes": [1, 64], "compare": ["none", "tome", "ppt"], "warmup": 3,
                   "repeats": 10, "training": False, "isolate": False, "runtime": "mindspore",
                   "data_pipeline": False},
-    "system": {"device_target": "CPU", "mode": "graph", "seed": 0, "amp_level": "O0"},
+    "system": {"device_target": "CPU", "mode": "graph", "seed": 0, "amp_level": "O0", "amp_dtype": "float16"},
 }
 
 

@@ -14,19 +14,19 @@ import pytest
 import mindspore as ms
 
 from helpers.conformance_data import FULL, FULL_PRESENT
+from helpers.forms import FORMS, in_form
 from ppt_ms.checkpoint import load_pretrained
-from ppt_ms.models import create_model, TokenTrace, with_inference_layout
+from ppt_ms.models import create_model, TokenTrace
 
 CONFORMANCE = str(FULL)
 pytestmark = pytest.mark.skipif(not FULL_PRESENT, reason="full conformance directory %s not present" % FULL)
 
 MODEL = "deit_tiny_patch16_224"
 TOLERANCE = 1e-4
-# (execution mode, model.cpu_kernels and the inference layout): MindSpore's ops in both modes, and
-# what evaluation runs on CPU with the shipped configs: graph mode, the C++ CPU kernels, and the
-# linear weights stored [in, out] (models/inference_layout.py)
-MODES = {"graph": (ms.GRAPH_MODE, False), "pynative": (ms.PYNATIVE_MODE, False),
-         "graph-cpu-inference": (ms.GRAPH_MODE, True)}
+# (execution mode, form): the canonical network in both modes, every other form in graph mode (the
+# compact set, test_conformance_mini, runs every form in both)
+MODES = {"graph": (ms.GRAPH_MODE, "canonical"), "pynative": (ms.PYNATIVE_MODE, "canonical")}
+MODES.update({"graph-" + form: (ms.GRAPH_MODE, form) for form in FORMS if form != "canonical"})
 
 
 def _manifest():
@@ -67,25 +67,21 @@ def image_names():
 
 
 def _run(case, mode, images, weights):
-    execution, cpu_inference = MODES[mode]
+    execution, form = MODES[mode]
     ms.set_context(mode=execution)
     tr = _token_reduction(case)
     if tr is not None and case["name"].endswith("trace_per_image"):
         tr["trace_source"] = True  # traced as one mixed batch; the reference needed batch 1
-    net = create_model(MODEL, token_reduction=tr, cpu_kernels=cpu_inference)
+    net = create_model(MODEL, token_reduction=tr)
     load_pretrained(net, weights)
-    net.set_train(False)
-    if cpu_inference:
-        with_inference_layout(net)
+    in_form(net, form)
     logits, size, source, stats = TokenTrace(net)(ms.Tensor(images))
     return net, logits.asnumpy(), size.asnumpy(), source.asnumpy(), stats.asnumpy()
 
 
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("case", CASES, ids=[c["name"].split("/")[1] for c in CASES])
-def test_matches_reference(case, mode, inputs, image_names, request):
-    if MODES[mode][1]:
-        request.getfixturevalue("cxx")  # skips without a compiler to build the kernels
+def test_matches_reference(case, mode, inputs, image_names):
     golden = np.load(os.path.join(CONFORMANCE, case["file"]))
     # half the cases read the torch .pth (restricted unpickler), half the .safetensors
     fmt = ".pth" if CASES.index(case) % 2 == 0 else ".safetensors"
@@ -120,22 +116,3 @@ def test_ddof_probe_needs_unbiased_variance(inputs):
     threshold = case["params"]["threshold"]
     assert population < threshold <= variance
     assert not golden["pooled"][0, brick] and stats[3, brick, 0] == 0.0
-
-
-FUSABLE = [c for c in CASES if c["method"] in ("ppt", "tome")]
-
-
-@pytest.mark.parametrize("case", FUSABLE, ids=[c["name"].split("/")[1] for c in FUSABLE])
-def test_fused_cpu_kernel_matches_reference(cxx, graph, case, inputs, image_names):
-    """Inference through the fused C++ reduction step (with the C++ layers and the inference layout) gives
-    the published logits."""
-    golden = np.load(os.path.join(CONFORMANCE, case["file"]))
-    net = create_model(MODEL, token_reduction=dict(_token_reduction(case), trace_source=False, fused_cpu_kernel=True),
-                       cpu_kernels=True)
-    load_pretrained(net, os.path.join(CONFORMANCE, MODEL + ".safetensors"))
-    net.set_train(False)
-    with_inference_layout(net)
-    assert any(block.fused for block in net.blocks)
-    solid = np.array([name not in (case.get("fragile_images") or []) for name in image_names])
-    diff = np.abs(net(ms.Tensor(inputs)).asnumpy() - golden["logits"]).max(axis=1)
-    assert diff[solid].max() <= TOLERANCE, "max |logit diff| per image: %s" % diff

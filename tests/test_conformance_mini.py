@@ -13,6 +13,7 @@ import pytest
 import mindspore as ms
 
 from helpers.conformance_data import MINI
+from helpers.forms import FORMS, in_form
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.models import create_model, TokenTrace
 
@@ -26,13 +27,12 @@ def images():
     return ms.Tensor(np.load(MINI / "inputs.npy").astype(np.float32))
 
 
-def run_case(name, images, cpu_kernels=False):
-    """-> (net, logits, size, source, stats) of TokenTrace on the case's settings."""
-    net = create_model(MANIFEST["model"], token_reduction=MANIFEST["cases"][name]["token_reduction"],
-                       cpu_kernels=cpu_kernels)
+def run_case(name, images, form="canonical"):
+    """-> (net, logits, size, source, stats) of TokenTrace on the case's settings, the network in `form`."""
+    net = create_model(MANIFEST["model"], token_reduction=MANIFEST["cases"][name]["token_reduction"])
     report = load_pretrained(net, str(MINI / "weights.safetensors"))
     assert not report.missing and not report.skipped
-    net.set_train(False)
+    in_form(net, form)
     logits, size, source, stats = TokenTrace(net)(images)
     return net, logits.asnumpy(), size.asnumpy(), source.asnumpy(), stats.asnumpy()
 
@@ -48,17 +48,11 @@ def test_weights_are_float16_and_load_as_float32():
     assert np.array_equal(loaded.asnumpy(), stored["blocks.5.mlp.fc1.weight"].astype(np.float32))
 
 
+@pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("name", CASES)
-def test_matches_published_code(name, mode, images):
-    check_case(name, *run_case(name, images))
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_matches_published_code_with_cpu_kernels(name, cxx, graph, images):
-    """GELU and LayerNorm as the C++ CPU kernels (model.cpu_kernels) change nothing the reference decides."""
-    net, *outputs = run_case(name, images, cpu_kernels=True)
-    assert net.cpu_kernels
-    check_case(name, net, *outputs)
+def test_matches_published_code(name, form, mode, images):
+    """Every form (ppt_ms.formulations) in graph mode and PyNative gives the published results."""
+    check_case(name, *run_case(name, images, form))
 
 
 def check_case(name, net, logits, size, source, stats):

@@ -1,10 +1,7 @@
-"""GELU, LayerNorm and attention's head layout as C++ CPU kernels (model.cpu_kernels),
-forward and backward, against float64 NumPy or NumPy's transpose; inside whole models
-against the NumPy reference and, in training, against MindSpore's own ops; and where they
-must not be used (export, other devices, no compiler)."""
-import logging
-import os
-
+"""GELU, LayerNorm and attention's head layout as C++ CPU kernels (formulations/cpu_layers.py,
+model.cpu_kernels), forward and backward, against float64 NumPy or NumPy's transpose; inside
+whole models against the NumPy reference and, in training, against MindSpore's own ops; and
+export refusing them."""
 import numpy as np
 import pytest
 import mindspore as ms
@@ -13,11 +10,11 @@ from scipy.special import erf
 
 from helpers import numpy_reference as ref
 from helpers.tiny_vit import TOLERANCE, build_tiny, reference_logits, tiny_params
-from ppt_ms.builder import build_model, use_cpu_kernels
-from ppt_ms.config import load_config
 from ppt_ms.export import ExportError, export_network
+from ppt_ms.formulations import cpu_form_cells, with_cpu_layers
+from ppt_ms.formulations.cpu_layers import (eps_tensor, gelu_kernel, head_layout_kernels, layer_norm_kernel,
+                                            patch_layout_kernel)
 from ppt_ms.models import create_model
-from ppt_ms.models.cpu_layers import eps_tensor, gelu_kernel, head_layout_kernels, layer_norm_kernel, patch_layout_kernel
 
 pytestmark = pytest.mark.usefixtures("cxx")
 F32_EPS = 2.0 ** -23
@@ -213,8 +210,8 @@ def test_model_with_cpu_kernels_matches_reference(mode, reduction):
         settings = {"method": reduction.method, "r": reduction.r, "threshold": reduction.threshold or 0.0}
         if reduction.layers:
             settings["layers"] = list(reduction.layers)
-    net = build_tiny(params, token_reduction=settings, cpu_kernels=True)
-    assert net.cpu_kernels
+    net = with_cpu_layers(build_tiny(params, token_reduction=settings))
+    assert cpu_form_cells(net) == ["CpuAttention", "CpuGELU", "CpuLayerNorm", "CpuPatchEmbed"]
     logits = net(ms.Tensor(images)).asnumpy()
     np.testing.assert_allclose(logits, reference_logits(params, images, reduction), rtol=0, atol=TOLERANCE)
 
@@ -238,7 +235,9 @@ def test_training_with_kernels_has_the_gradients_of_mindspore_ops(mode, method):
     settings = None if method == "none" else {"method": method, "r": 6, "layers": [1, 2], "threshold": 0.0}
     grads = []
     for cpu_kernels in (True, False):
-        net = build_tiny(params, token_reduction=settings, cpu_kernels=cpu_kernels)
+        net = build_tiny(params, token_reduction=settings)
+        if cpu_kernels:
+            with_cpu_layers(net)
         net.set_train(True)
         value, weight_grads = ms.value_and_grad(SquaredLogits(net), grad_position=None,
                                                 weights=net.trainable_params())(images)
@@ -250,29 +249,6 @@ def test_training_with_kernels_has_the_gradients_of_mindspore_ops(mode, method):
 
 
 def test_export_refuses_a_network_with_cpu_kernels(tmp_path):
-    net = create_model("vit_quickstart", cpu_kernels=True)
-    with pytest.raises(ExportError, match="CPU kernels.*model.cpu_kernels: false"):
-        export_network(net, ms.Tensor(np.zeros((1, 3, 32, 32), np.float32)), str(tmp_path / "net.mindir"))
-
-
-def test_config_switch_needs_cpu_and_a_compiler(monkeypatch, caplog):
-    assert use_cpu_kernels(True) and not use_cpu_kernels(False)
-    monkeypatch.setenv("CXX", "no-such-compiler-ppt-ms")
-    with caplog.at_level(logging.WARNING):
-        assert not use_cpu_kernels(True)
-    assert "model.cpu_kernels: no C++ compiler (no-such-compiler-ppt-ms)" in caplog.text
-
-
-@pytest.mark.parametrize("compiler", [True, False])
-def test_shipped_ppt_config_fuses_the_step_on_cpu_when_it_can(monkeypatch, caplog, compiler):
-    """configs/ppt turns token_reduction.fused_cpu_kernel on; on CPU with a compiler the reducing
-    blocks run the fused step, without one they fall back to MindSpore's ops with a warning."""
-    cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "configs", "ppt", "ppt_deit_tiny.yaml"))
-    assert cfg["token_reduction"]["fused_cpu_kernel"] is True
-    if not compiler:
-        monkeypatch.setenv("CXX", "no-such-compiler-ppt-ms")
-    with caplog.at_level(logging.WARNING):
-        net = build_model(cfg)
-    fused = [block.fused for block in net.blocks if block.reduces]
-    assert fused == [compiler] * 3
-    assert ("token_reduction.fused_cpu_kernel: no C++ compiler" in caplog.text) is not compiler
+    net = with_cpu_layers(create_model("vit_quickstart"))
+    with pytest.raises(ExportError, match="CPU form .CpuAttention, CpuGELU, CpuLayerNorm, CpuPatchEmbed"):
+        export_network(net, ms.Tensor(np.zeros((1, 3, 24, 24), np.float32)), str(tmp_path / "net.mindir"))

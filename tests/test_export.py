@@ -17,6 +17,7 @@ from ppt_ms.config import make_config
 from ppt_ms.export import (ExportError, default_export_path, export_network, run_mindir, run_onnx,
                            verify_export)
 from ppt_ms.data import sample_images
+from ppt_ms.formulations import prepare
 from ppt_ms.models import create_model
 from helpers.paths import QUICKSTART, load_tool
 
@@ -174,15 +175,15 @@ def test_fused_cpu_kernel_is_left_out_of_exported_files(cxx, threshold, images, 
     """A fused network cannot be written (its step is this machine's shared
     library); the tool exports the config's model with the ops step instead,
     and the file gives the fused network's logits."""
-    ppt = {"method": "ppt", "r": R, "layers": [PPT_LAYER], "threshold": threshold, "fused_cpu_kernel": True}
-    fused = create_model("vit_quickstart", img_size=IMG, depth=DEPTH, token_reduction=ppt)
-    with pytest.raises(ExportError, match="fused CPU kernel.*fused_cpu_kernel: false"):
+    ppt = {"method": "ppt", "r": R, "layers": [PPT_LAYER], "threshold": threshold}
+    fused = prepare(create_model("vit_quickstart", img_size=IMG, depth=DEPTH, token_reduction=ppt), "inference",
+                    "CPU", fused_step=True)
+    with pytest.raises(ExportError, match=r"CPU form \(FusedReducer, InferenceLinear: kernels of this machine"):
         export_network(fused, ms.Tensor(images), str(tmp_path / "fused.mindir"))
     assert not os.listdir(tmp_path)
 
     ms.set_seed(3)
-    quick = create_model("vit_quickstart", token_reduction={"method": "ppt", "r": 8, "layers": [1, 2],
-                                                             "fused_cpu_kernel": True})
+    quick = create_model("vit_quickstart", token_reduction={"method": "ppt", "r": 8, "layers": [1, 2]})
     quick.set_train(False)
     weights = str(tmp_path / "quick.ckpt")
     ms.save_checkpoint(quick, weights)

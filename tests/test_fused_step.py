@@ -1,4 +1,4 @@
-"""The fused CPU reduction step (token_reduction.fused_cpu_kernel) against the
+"""The fused CPU reduction step (formulations/fused_step.py) against the
 NumPy reference: from the attention's k, v and probabilities to the reduced
 tokens and sizes, on batches that mix pooled and pruned images, with and
 without a distillation token; and how its shared library is built and cached."""
@@ -9,9 +9,8 @@ import pytest
 import mindspore as ms
 
 from helpers import numpy_reference as ref
-from ppt_ms.token_reduction import FusedReducer, build_reducer
-from ppt_ms import native
-from ppt_ms.token_reduction import fused_step
+from ppt_ms.formulations import FusedReducer, fused_step, native
+from ppt_ms.token_reduction import build_reducer
 
 B, H, N, D, C = 4, 2, 21, 8, 12
 
@@ -43,21 +42,29 @@ def reference_step(method, t, r, threshold, distill_token):
     return out
 
 
+def variances(t):
+    """The reference's score variance of every image."""
+    return [ref.score_variance(ref.significance_scores(t["probs"][b].astype(np.float64), t["v"][b].astype(np.float64)))
+            for b in range(B)]
+
+
 def mixed_threshold(t):
     """Between the flat images' score variance and the peaked ones'."""
-    variance = [ref.score_variance(ref.significance_scores(t["probs"][b].astype(np.float64),
-                                                           t["v"][b].astype(np.float64))) for b in range(B)]
+    variance = variances(t)
     flat, peaked = max(variance[0], variance[2]), min(variance[1], variance[3])
     assert flat * 10 < peaked
     return float(np.sqrt(flat * peaked))
 
 
+def fused(method, r, distill_token=False, threshold=7e-5):
+    return FusedReducer(build_reducer(method, r, N, 2 if distill_token else 1, threshold=threshold))
+
+
 def fused_reduce(reducer, t):
-    """The fused reducer's (x, size) on the step inputs t, in inference."""
-    assert isinstance(reducer, FusedReducer) and not reducer.training
-    x, size, _, _ = reducer.reduce(ms.Tensor(t["x"]), ms.Tensor(t["size"]), ms.Tensor(np.zeros(1, np.float32)),
-                                   *(ms.Tensor(t[n]) for n in ("k", "v", "probs")))
-    return x, size
+    """The fused reducer's (x, size, decisions) on the step inputs t."""
+    x, size, _, decisions = reducer(ms.Tensor(t["x"]), ms.Tensor(t["size"].astype(np.int32)),
+                                    ms.Tensor(np.zeros(1, np.float32)), *(ms.Tensor(t[n]) for n in ("k", "v", "probs")))
+    return x, size, decisions
 
 
 @pytest.mark.parametrize("method", ["ppt", "tome"])
@@ -66,11 +73,14 @@ def fused_reduce(reducer, t):
 def test_fused_step_matches_reference(cxx, mode, method, distill_token, r):
     t = step_inputs()
     threshold = mixed_threshold(t)
-    reducer = build_reducer(method, r, N, 2 if distill_token else 1, threshold=threshold, fused_cpu_kernel=True)
-    x, size = (o.asnumpy() for o in fused_reduce(reducer, t))
+    x, size, decisions = (o.asnumpy() for o in fused_reduce(fused(method, r, distill_token, threshold), t))
     expected = reference_step(method, t, r, threshold, distill_token)
     if method == "ppt":
         assert [pooled for _, _, pooled in expected] == [True, False, True, False]
+        assert decisions[:, 0].tolist() == [1.0, 0.0, 1.0, 0.0]  # the kernel reports its own choices
+        np.testing.assert_allclose(decisions[:, 1], variances(t), rtol=1e-5)
+    else:
+        assert not decisions.any()
     assert x.shape == (B, N - r, C) and size.shape == (B, N - r, 1)
     for b, (want_x, want_size, _) in enumerate(expected):
         np.testing.assert_allclose(x[b], want_x, rtol=0, atol=1e-5)
@@ -84,8 +94,8 @@ def test_fused_step_matches_reference(cxx, mode, method, distill_token, r):
 @pytest.mark.parametrize("threshold, pooled", [(0.0, False), (1e9, True)])
 def test_fused_ppt_threshold_extremes(cxx, pynative, threshold, pooled):
     t = step_inputs(5)
-    reducer = build_reducer("ppt", 6, N, threshold=threshold, fused_cpu_kernel=True)
-    x, size = (o.asnumpy() for o in fused_reduce(reducer, t))
+    x, size, decisions = (o.asnumpy() for o in fused_reduce(fused("ppt", 6, threshold=threshold), t))
+    assert (decisions[:, 0] == float(pooled)).all()
     for b, (want_x, want_size, was_pooled) in enumerate(reference_step("ppt", t, 6, threshold, False)):
         assert was_pooled == pooled
         np.testing.assert_allclose(x[b], want_x, rtol=0, atol=1e-5)
@@ -114,9 +124,3 @@ def test_missing_compiler_is_a_clear_error(fresh_cache, monkeypatch):
     with pytest.raises(RuntimeError, match="fused_cpu_kernel needs a C.. compiler.*no-such-compiler-ppt-ms"):
         fused_step.kernel_library()
     assert os.listdir(fresh_cache) == []
-
-
-def test_fused_kernel_refuses_other_devices():
-    native.check_device("CPU", "token_reduction.fused_cpu_kernel")
-    with pytest.raises(ValueError, match="fused_cpu_kernel runs on CPU only, but device_target is Ascend"):
-        native.check_device("Ascend", "token_reduction.fused_cpu_kernel")

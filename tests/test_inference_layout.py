@@ -1,4 +1,4 @@
-"""The inference layout (models/inference_layout.py): linear weights stored [in, out]
+"""The inference layout (formulations/inference_layout.py): linear weights stored [in, out]
 compute what timm's [out, in] layers compute, against the NumPy reference, and a
 checkpoint in timm's layout refuses to load into a converted network."""
 import numpy as np
@@ -9,8 +9,8 @@ from mindspore import nn
 from helpers import numpy_reference as ref
 from helpers.tiny_vit import TOLERANCE, build_tiny, reference_logits, tiny_params
 from ppt_ms.checkpoint import CheckpointError, load_pretrained
-from ppt_ms.models import with_inference_layout
-from ppt_ms.models.inference_layout import InferenceLinear
+from ppt_ms.formulations import with_inference_layout
+from ppt_ms.formulations.inference_layout import InferenceLinear
 from ppt_ms.models.layers import PatchProjection
 
 LINEAR_LAYERS = ["patch_embed.proj", "head"] + ["blocks.%d.%s" % (i, layer) for i in range(4)

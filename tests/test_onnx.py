@@ -18,7 +18,7 @@ from ppt_ms.config import ConfigError, make_config
 from ppt_ms.data import sample_images
 from ppt_ms.export import ExportError, export_network, run_mindir, run_trace_onnx, verify_export
 from ppt_ms.models import create_model
-from ppt_ms.models.portable import RationalGELU, erf_rational
+from ppt_ms.formulations.onnx import RationalGELU, erf_rational
 from helpers.paths import QUICKSTART, load_tool
 
 IMG, DEPTH, BATCH = 64, 2, 3  # 16 patches + CLS; two blocks keep the compiles short

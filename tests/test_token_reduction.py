@@ -17,7 +17,7 @@ from helpers import numpy_reference as ref
 from helpers.conformance_data import FULL, FULL_PRESENT
 from helpers.tiny_vit import TINY, TOLERANCE, build_tiny, load_state_dict, tiny_params
 from ppt_ms.models import TokenTrace
-from ppt_ms.token_reduction.sums import repeat_columns, repeat_rows
+from ppt_ms.formulations import FusedReducer, prepare
 from ppt_ms.models.attention import Attention
 from ppt_ms.token_reduction import PPTReducer, PruneReducer, ToMeReducer, build_reducer, token_plan, tome_schedule
 from ppt_ms.token_reduction.matching import bipartite_matching, bipartite_positions
@@ -233,10 +233,9 @@ def test_attention_with_proportional_attention(pynative, tokens, proportional):
               "proj.weight": rng.standard_normal((dim, dim)), "proj.bias": rng.standard_normal(dim)}
     params = {k: (v / 2).astype(np.float32) for k, v in params.items()}
     load_state_dict(attn, params)
-    x, size = tensors(tokens["x"], tokens["size"])
+    x, size = tensors(tokens["x"], tokens["size"].astype(np.int32))
     q, k, v = attn.heads(x)
-    log_size = ms.ops.log(size).reshape(B, 1, 1, N) if proportional else None
-    probs = attn.probabilities(q, k, log_size)
+    probs = attn.probabilities(q, k, size if proportional else None)
     out = attn.combine(probs, v)
     for b in range(B):
         want = ref.attention(tokens["x"][b].astype(np.float64), params["qkv.weight"], params["qkv.bias"],
@@ -393,37 +392,29 @@ FUSED = [name for name in CONFIGS if name != "prune"]
 
 @pytest.fixture(scope="module")
 def fused_nets(cxx):
-    return {name: build_tiny(config_params(distilled), token_reduction=dict(section, fused_cpu_kernel=True))
-            for name, (distilled, section) in CONFIGS.items() if name in FUSED}
+    """The fused step alone (formulations/fused_step.py) in every reducing block, traced by TokenTrace."""
+    nets = {}
+    for name, (distilled, section) in CONFIGS.items():
+        if name in FUSED:
+            net = build_tiny(config_params(distilled), token_reduction=section)
+            nets[name] = TokenTrace(prepare(net, "inference", "CPU", fused_step=True))
+    return nets
 
 
 @pytest.mark.parametrize("name", FUSED)
 def test_fused_cpu_kernel_forward_matches_reference(mode, name, fused_nets, reference_traces, images):
-    """Inference with token_reduction.fused_cpu_kernel (the C++ step in every
-    reducing block) gives the reference's logits on the batch that mixes
-    pooled and pruned images."""
-    net = fused_nets[name]
-    assert [block.fused for block in net.blocks] == [plan.r > 0 for plan in net.plan]
-    logits = net(ms.Tensor(images)).asnumpy()
-    np.testing.assert_allclose(logits, np.stack([t.logits for t in reference_traces[name]]), rtol=0, atol=TOLERANCE)
-
-
-def test_fused_setting_trains_through_the_ops(cxx, pynative, images):
-    """The fused kernel has no backward: in training mode the blocks reduce with
-    MindSpore ops, so the gradients are those of the network without it."""
-    section = dict(CONFIGS["ppt"][1])
-    labels = ms.Tensor(np.arange(len(images)) % TINY["num_classes"], ms.int32)
-    grads = []
-    for fused in (False, True):
-        net = build_tiny(tiny_params(PLAIN_SEED), token_reduction=dict(section, fused_cpu_kernel=fused))
-        net.set_train(True)
-
-        def loss_of(x, y):
-            return nn.CrossEntropyLoss()(net(x), y)
-
-        grads.append([g.asnumpy() for g in ms.grad(loss_of, None, net.trainable_params())(ms.Tensor(images), labels)])
-    for plain, fused in zip(*grads):
-        np.testing.assert_array_equal(fused, plain)
+    """Inference through the fused C++ step in every reducing block gives the reference's logits and
+    sizes on the batch that mixes pooled and pruned images, and its trace reports the kernel's own
+    pool/prune choices and variances."""
+    tracer = fused_nets[name]
+    assert [isinstance(b.reducer, FusedReducer) for b in tracer.net.blocks] == [p.r > 0 for p in tracer.net.plan]
+    logits, size, _, stats = (o.asnumpy() for o in tracer(ms.Tensor(images)))
+    expected = reference_traces[name]
+    np.testing.assert_allclose(logits, np.stack([t.logits for t in expected]), rtol=0, atol=TOLERANCE)
+    np.testing.assert_array_equal(size, np.stack([t.size for t in expected]))
+    for layer in (PPT_LAYERS if name.startswith("ppt") else []):
+        assert stats[layer, :, 0].tolist() == [float(t.pooled[layer]) for t in expected]
+        np.testing.assert_allclose(stats[layer, :, 1], [t.variance[layer] for t in expected], rtol=1e-5)
 
 
 @pytest.mark.parametrize("threshold, pooled", [(0.0, 0.0), (1e9, 1.0)])
@@ -471,12 +462,3 @@ def test_training_steps_lower_the_loss(method, images):
     finally:
         ms.set_context(mode=previous)
     assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0], losses
-
-
-def test_repeat_by_matmul_equals_numpy_broadcast(mode):
-    """The matmul repeats (sums.py) copy every value exactly, as a broadcast would."""
-    rng = np.random.default_rng(5)
-    t = (rng.standard_normal((3, 1, 7)) * 10.0 ** rng.integers(-30, 30, (3, 1, 7))).astype(np.float32)
-    np.testing.assert_array_equal(repeat_rows(ms.Tensor(t), 5).asnumpy(), np.broadcast_to(t, (3, 5, 7)))
-    c = t.reshape(3, 7, 1)
-    np.testing.assert_array_equal(repeat_columns(ms.Tensor(c), 4).asnumpy(), np.broadcast_to(c, (3, 7, 4)))

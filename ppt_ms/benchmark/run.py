@@ -8,10 +8,9 @@ from typing import Optional
 import numpy as np
 import mindspore as ms
 
-from ..config import make_config
 from ..data import sample_images
 from ..flops import count_macs
-from ..models import with_inference_layout
+from ..builder import prepare_for
 from .ops_profile import profile_ops
 from .memory import MEMORY_NOTE, process_peak_rss_mb
 from .reduction_profile import profile_reduction
@@ -20,6 +19,11 @@ from .variants import BenchmarkError, build_variants, variant_configs
 
 def _rounded(value, digits=1):
     return None if value is None else round(value, digits)
+
+
+def precision(system) -> str:
+    """float32, or the AMP level and its low-precision type."""
+    return "float32" if system["amp_level"] == "O0" else "AMP %s, %s" % (system["amp_level"], system["amp_dtype"])
 
 
 def cpu_model() -> str:
@@ -44,18 +48,17 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
     if onnx and (with_reduction_profile or with_ops_profile):
         raise BenchmarkError("the reduction and kernel profiles measure MindSpore graphs; use them with "
                              "benchmark.runtime mindspore")
-    if onnx:  # the files are exported from the MindSpore ops, not this machine's CPU kernels
-        cfg = make_config(cfg.to_dict(), [("model.cpu_kernels", False)])
     configs = variant_configs(cfg, bench["compare"], overrides)
     nets = build_variants(configs, weights or model["pretrained"])
-    if not (onnx or bench["training"]):  # what tools/eval.py runs; the ONNX files are tools/export.py's
-        nets = {method: with_inference_layout(net) for method, net in nets.items()}
+    purpose = "export" if onnx else "training" if bench["training"] else "inference"
+    runnable = {method: prepare_for(configs[method], net, purpose) for method, net in nets.items()}
     macs = {method: count_macs(net).total for method, net in nets.items()}
 
     def ratio_to_none(values, method):
         return values[method] / values["none"] if "none" in values else None
 
-    variants = {method: {"token_reduction": dict(net.token_reduction), "tokens_per_block": net.tokens_per_block,
+    variants = {method: {"token_reduction": dict(configs[method]["token_reduction"]),
+                         "tokens_per_block": net.tokens_per_block,
                          "macs_per_image": macs[method], "macs_ratio_to_none": ratio_to_none(macs, method)}
                 for method, net in nets.items()}
     results, profile, ops_profiles = [], [], []
@@ -64,11 +67,11 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
     for batch_size in bench["batch_sizes"]:
         images = sample_images(batch_size, model["img_size"], seed)
         if onnx:
-            calls, runtime = onnxruntime_calls(nets, images)
+            calls, runtime = onnxruntime_calls(runnable, images)
         elif bench["training"]:
-            calls = {m: training_step_call(net, images, model["num_classes"], seed) for m, net in nets.items()}
+            calls = {m: training_step_call(net, images, model["num_classes"], seed) for m, net in runnable.items()}
         else:
-            calls = {m: partial(forward, net, images) for m, net in nets.items()}
+            calls = {m: partial(forward, net, images) for m, net in runnable.items()}
         timings = time_side_by_side(calls, bench["warmup"], bench["repeats"])
         for method, timing in timings.items():
             speedup = paired_speedup(timings["none"].seconds, timing.seconds) if "none" in timings else None
@@ -93,7 +96,7 @@ def run_benchmark(cfg, weights: Optional[str] = None, overrides=(), with_reducti
     report = {
         "model": model["name"], "img_size": model["img_size"], "num_classes": model["num_classes"],
         "weights": weights or model["pretrained"], "runtime": runtime,
-        "mode": cfg["system"]["mode"], "dtype": "float32",
+        "mode": cfg["system"]["mode"], "dtype": precision(cfg["system"]),
         "task": "training step (forward, backward, AdamW)" if bench["training"] else "inference",
         "warmup": bench["warmup"], "repeats": bench["repeats"], "batch_sizes": list(bench["batch_sizes"]),
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),

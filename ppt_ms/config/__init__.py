@@ -20,7 +20,7 @@ its default and rule; cross-key checks), core (Config, make/load/dump), cli (par
 from .cli import parse_cli
 from .core import Config, dump_config, load_config, make_config
 from .rules import ConfigError
-from .schema import BENCHMARK_VARIANTS, DEFAULTS, FUSED, METHODS
+from .schema import BENCHMARK_VARIANTS, DEFAULTS, FORMULATION_KEYS, FUSED, METHODS
 
-__all__ = ["BENCHMARK_VARIANTS", "Config", "ConfigError", "DEFAULTS", "FUSED", "METHODS", "dump_config",
+__all__ = ["BENCHMARK_VARIANTS", "Config", "ConfigError", "DEFAULTS", "FORMULATION_KEYS", "FUSED", "METHODS", "dump_config",
            "load_config", "make_config", "parse_cli"]

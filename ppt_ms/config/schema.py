@@ -10,6 +10,7 @@ from .rules import (Bool, Choice, ConfigError, Float, Int, IntOrIntList, ListOf,
 from .yaml_io import parse_yaml
 
 FUSED = "-fused"  # benchmark variant suffix: the method with token_reduction.fused_cpu_kernel on
+FORMULATION_KEYS = ("fused_cpu_kernel",)  # token_reduction keys that choose a form (formulations.prepare), not the model
 BENCHMARK_VARIANTS = METHODS + ("tome" + FUSED, "ppt" + FUSED)
 
 _PROBABILITY = Float(0.0, 1.0)
@@ -24,7 +25,7 @@ SCHEMA = {
         "img_size": (224, Int(1)),
         "drop_path_rate": (0.0, Float(0.0, 1.0, high_open=True)),
         "pretrained": (None, _PATH),
-        "cpu_kernels": (True, Bool()),  # CPU: GELU, LayerNorm, layout copies (+ backward) as C++ kernels (models/cpu_layers)
+        "cpu_kernels": (True, Bool()),  # CPU, float32: GELU, LayerNorm, layouts (+ backward) as C++ kernels (formulations)
     },
     "token_reduction": {
         "method": (TOKEN_REDUCTION["method"], Choice(*METHODS)),
@@ -34,7 +35,7 @@ SCHEMA = {
         "inflection": (TOKEN_REDUCTION["inflection"], Nullable(Float())),
         "prop_attn": (TOKEN_REDUCTION["prop_attn"], Bool()),
         "trace_source": (TOKEN_REDUCTION["trace_source"], Bool()),
-        "fused_cpu_kernel": (TOKEN_REDUCTION["fused_cpu_kernel"], Bool()),
+        "fused_cpu_kernel": (False, Bool()),  # CPU inference, float32: the reduction step as one C++ kernel
     },
     "data": {
         "path": (None, _PATH),
@@ -103,7 +104,8 @@ SCHEMA = {
         "device_target": ("CPU", Choice("CPU", "GPU", "Ascend")),
         "mode": ("graph", Choice("graph", "pynative")),
         "seed": (0, Int(0)),
-        "amp_level": ("O0", Choice("O0", "O1", "O2", "O3")),
+        "amp_level": ("O0", Choice("O0", "O1", "O2", "O3")),  # MindSpore's auto mixed precision (train, eval, benchmark)
+        "amp_dtype": ("float16", Choice("float16", "bfloat16")),
     },
 }
 

@@ -5,7 +5,7 @@ of it (500x375 -> 341x256 -> 224x224); its horizontal pass was the largest cost 
 pipeline (a third of its CPU time on 500x375 JPEGs). `resize_crop.cc` gives the same uint8
 values (Pillow's bicubic weights, horizontal pass first) for the cropped pixels only, in
 vectorised loops, and releases the GIL while it runs, so the map's worker threads run in
-parallel. It is built with the system C++ compiler on first use (ppt_ms.native); without a
+parallel. It is built with the system C++ compiler on first use (ppt_ms.formulations.native); without a
 compiler, transforms.py uses MindSpore's Resize followed by the crop, with the same values.
 """
 import ctypes
@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ..native import compiled_library
+from ..formulations.native import compiled_library
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resize_crop.cc")
 
@@ -33,7 +33,8 @@ def center_offset(size, crop):
 
 
 @functools.lru_cache(maxsize=None)
-def _library():
+def resize_crop_library():
+    """The C++ entry point (built on first use); RuntimeError when it cannot be built."""
     library = ctypes.CDLL(compiled_library(SOURCE, "the eval transform's bicubic resize"))
     entry = library.ResizeCropBicubic
     entry.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 8 + [ctypes.c_void_p]
@@ -55,7 +56,7 @@ class BicubicResizeCenterCrop:
         height, width = image.shape[:2]
         resized = resized_size(height, width, self.shorter)
         crop = np.empty((self.crop, self.crop, 3), np.uint8)
-        outside = _library()(image.ctypes.data, height, width, resized[0], resized[1],
+        outside = resize_crop_library()(image.ctypes.data, height, width, resized[0], resized[1],
                              center_offset(resized[0], self.crop), center_offset(resized[1], self.crop),
                              self.crop, self.crop, crop.ctypes.data)
         if outside:

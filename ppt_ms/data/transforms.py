@@ -10,14 +10,17 @@ images, mostly portrait ones, which can move a value by a few levels); the eval 
 computes the same values for the crop only (resize_crop.py). 'bilinear' and 'nearest' use
 OpenCV's kernels, which differ from PIL's when downscaling (no antialiasing).
 """
+import logging
 import math
 
 import mindspore.dataset.vision as vision
 import numpy as np
 
-from ..native import compiler_available
+logger = logging.getLogger(__name__)
+
+from ..formulations.native import compiler_available
 from .rand_augment import build_rand_augment
-from .resize_crop import BicubicResizeCenterCrop, center_offset
+from .resize_crop import BicubicResizeCenterCrop, center_offset, resize_crop_library
 
 INTERPOLATIONS = {
     'bicubic': vision.Inter.PILCUBIC,
@@ -86,8 +89,21 @@ def _to_normalised_chw(mean, std):
 
 
 def crop_only_resize(interpolation) -> bool:
-    """Whether the eval transform resizes with the crop-only C++ op (bicubic, and a compiler to build it)."""
-    return interpolation == 'bicubic' and compiler_available()
+    """Whether the eval transform resizes with the crop-only C++ op: bicubic, and the op builds
+    (without a compiler, or when compiling fails: a warning, and MindSpore's resize)."""
+    if interpolation != 'bicubic':
+        return False
+    if not compiler_available():
+        logger.warning("no C++ compiler to build the crop-only bicubic resize; the eval transform uses "
+                       "MindSpore's Resize (same values, slower)")
+        return False
+    try:
+        resize_crop_library()
+    except RuntimeError as error:
+        logger.warning("the crop-only bicubic resize did not build (%s); the eval transform uses MindSpore's "
+                       "Resize (same values, slower)", str(error).splitlines()[0])
+        return False
+    return True
 
 
 def build_eval_transforms(img_size, crop_pct, interpolation, mean, std):

@@ -3,8 +3,6 @@ import mindspore as ms
 from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, TruncatedNormal, Zero, One
 
-from .cpu_layers import eps_tensor, gelu_kernel, layer_norm_kernel, patch_layout_kernel
-
 
 def dense(in_features: int, out_features: int, bias: bool = True) -> nn.Dense:
     """Linear layer initialised as timm's ViT: truncated normal std 0.02, zero bias."""
@@ -12,47 +10,40 @@ def dense(in_features: int, out_features: int, bias: bool = True) -> nn.Dense:
                     bias_init="zeros", has_bias=bias)
 
 
-class LayerNorm(nn.Cell):
+class LayerNorm(nn.LayerNorm):
     """LayerNorm over the last axis with timm's parameter names (weight, bias).
-    With `cpu_kernel`, it runs the C++ kernels of cpu_layers (same function)."""
 
-    def __init__(self, dim: int, eps: float = 1e-6, cpu_kernel: bool = False):
-        super().__init__()
+    An nn.LayerNorm, so that MindSpore's AMP treats it as one: O2 keeps it in float32
+    (its keep-float32 list goes by class).  nn.LayerNorm's own constructor is not called:
+    it names the parameters gamma and beta, and its signature changes after 2.9."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):  # pylint: disable=super-init-not-called
+        nn.Cell.__init__(self)
+        self.normalized_shape = (dim,)
+        self.epsilon = eps
         self.weight = Parameter(initializer(One(), (dim,), ms.float32), name="weight")
         self.bias = Parameter(initializer(Zero(), (dim,), ms.float32), name="bias")
-        self.norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
-        self.cpu_kernel = cpu_kernel
-        if cpu_kernel:
-            self.kernel = layer_norm_kernel()
-            self.eps = eps_tensor(eps)
+        self.layer_norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
 
     def construct(self, x):
-        if self.cpu_kernel:
-            return self.kernel(x.astype(ms.float32), self.weight, self.bias, self.eps).astype(x.dtype)
-        y, _, _ = self.norm(x, self.weight.astype(x.dtype), self.bias.astype(x.dtype))
+        y, _, _ = self.layer_norm(x, self.weight.astype(x.dtype), self.bias.astype(x.dtype))
         return y
+
+    def extend_repr(self):
+        return "normalized_shape=%s, eps=%g" % (self.normalized_shape, self.epsilon)
 
 
 class Mlp(nn.Cell):
-    """fc1 -> exact GELU -> fc2; [B, N, C] -> [B, N, C].
-    With `cpu_kernel`, the GELU runs as the C++ kernels of cpu_layers."""
+    """fc1 -> exact GELU -> fc2; [B, N, C] -> [B, N, C]."""
 
-    def __init__(self, dim: int, hidden_dim: int, cpu_kernel: bool = False):
+    def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
         self.fc1 = dense(dim, hidden_dim)
         self.act = nn.GELU(approximate=False)
         self.fc2 = dense(hidden_dim, dim)
-        self.cpu_kernel = cpu_kernel
-        if cpu_kernel:
-            self.gelu_kernel = gelu_kernel()
 
     def construct(self, x):
-        x = self.fc1(x)
-        if self.cpu_kernel:
-            x = self.gelu_kernel(x.astype(ms.float32)).astype(x.dtype)
-        else:
-            x = self.act(x)
-        return self.fc2(x)
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class DropPath(nn.Cell):
@@ -75,20 +66,18 @@ class DropPath(nn.Cell):
 class PatchEmbed(nn.Cell):
     """Image [B, 3, H, W] -> patch tokens [B, (H/p)*(W/p), C], row-major.
 
-    The convolution with kernel = stride = p, written exactly as what it computes: cut
-    the image into p x p patches, flatten each (channel, row, column) and multiply by
-    the kernel flattened the same way.  MindSpore's CPU Conv2D took 72 % of a DeiT-S
-    forward on one Xeon; this takes a few ms.  The parameters keep timm's names and
-    the conv layout (proj.weight [C, 3, p, p], proj.bias [C]), so checkpoints load as is.
+    The convolution with kernel = stride = p, written as what it computes: cut the
+    image into p x p patches (`patches`), flatten each (channel, row, column) and
+    multiply by the kernel flattened the same way.  The parameters keep timm's names
+    and the conv layout (proj.weight [C, 3, p, p], proj.bias [C]), so checkpoints
+    load as they are.
     """
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, cpu_kernel: bool = False):
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int):
         super().__init__()
         if img_size % patch_size:
             raise ValueError("img_size %d is not a multiple of patch_size %d" % (img_size, patch_size))
-        self.cpu_kernel = cpu_kernel
-        if cpu_kernel:
-            self.to_patches = patch_layout_kernel(in_chans, img_size, patch_size)
+        self.img_size = img_size
         self.patch_size = patch_size
         self.in_chans = in_chans
         self.grid_size = (img_size // patch_size, img_size // patch_size)
@@ -98,12 +87,8 @@ class PatchEmbed(nn.Cell):
     def construct(self, x):
         b = x.shape[0]
         (gh, gw), p = self.grid_size, self.patch_size
-        if self.cpu_kernel:
-            patches = self.to_patches(x)
-        else:
-            patches = x.reshape(b, self.in_chans, gh, p, gw, p).transpose(0, 2, 4, 1, 3, 5)
-            patches = patches.reshape(b * gh * gw, self.in_chans * p * p)
-        tokens = self.proj(patches)
+        patches = x.reshape(b, self.in_chans, gh, p, gw, p).transpose(0, 2, 4, 1, 3, 5)
+        tokens = self.proj(patches.reshape(b * gh * gw, self.in_chans * p * p))
         return tokens.reshape(b, gh * gw, -1)
 
 

@@ -11,62 +11,40 @@ import mindspore as ms
 from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, TruncatedNormal
 
-from ..native import check_device
-from ..token_reduction.reducers import FusedReducer, build_reducer
+from ..token_reduction.reducers import build_reducer
 from ..token_reduction import settings
 from ..token_reduction.schedule import BlockPlan, plan_from_config
-from ..token_reduction.sums import repeat_rows
 from .attention import Attention
 from .layers import DropPath, LayerNorm, Mlp, PatchEmbed, dense
 from .registry import register_model
 
 
-def token_reduction_settings(token_reduction: Optional[Mapping]) -> dict:
-    """Complete a token_reduction mapping with defaults (token_reduction.settings); a fused
-    kernel also needs a device it runs on."""
-    tr = settings.complete(token_reduction)
-    if tr["fused_cpu_kernel"]:
-        check_device(ms.get_context("device_target"), "token_reduction.fused_cpu_kernel")
-    return tr
-
-
 class Block(nn.Cell):
     """Pre-norm transformer block; between attention and MLP it may reduce the
-    tokens.  (x [B, N, C], size [B, N, 1], source) -> (x [B, N - r, C], size, source);
-    `traced` adds the block's decisions [B, 2]: (1 if pooled, score variance)
-    for PPT, zeros otherwise."""
+    tokens.  (x [B, N, C], size [B, N, 1] int32, source) -> (x [B, N - r, C], size,
+    source); `traced` adds the block's decisions [B, 2]: (1 if pooled, score
+    variance) for PPT, zeros otherwise.  Sizes are int32 token counts so that AMP,
+    which casts the float arguments of Cell calls, leaves them exact."""
 
     def __init__(self, dim, num_heads, mlp_ratio, qkv_bias, drop_path, plan: BlockPlan,
-                 proportional: bool, num_prefix_tokens: int, threshold: float, trace_source: bool,
-                 fused_cpu_kernel: bool = False, cpu_kernels: bool = False):
+                 proportional: bool, num_prefix_tokens: int, threshold: float, trace_source: bool):
         super().__init__()
-        self.norm1 = LayerNorm(dim, cpu_kernel=cpu_kernels)
-        self.attn = Attention(dim, num_heads, qkv_bias, cpu_kernel=cpu_kernels)
+        self.norm1 = LayerNorm(dim)
+        self.attn = Attention(dim, num_heads, qkv_bias)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = LayerNorm(dim, cpu_kernel=cpu_kernels)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), cpu_kernel=cpu_kernels)
+        self.norm2 = LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.plan = plan
         self.proportional = proportional
-        self.reducer = build_reducer(plan.method, plan.r, plan.tokens_in, num_prefix_tokens, trace_source, threshold,
-                                     fused_cpu_kernel and not trace_source)
+        self.reducer = build_reducer(plan.method, plan.r, plan.tokens_in, num_prefix_tokens, trace_source, threshold)
         self.reduces = self.reducer is not None
-        self.fused = isinstance(self.reducer, FusedReducer)
-
-    def attend(self, x, size):
-        """Attention with residual -> (x, k, v [B, H, N, d], probs [B, H, N, N])."""
-        b, n, _ = x.shape
-        q, k, v = self.attn.heads(self.norm1(x))
-        if self.proportional:
-            probs = self.attn.probabilities(q, k, ops.log(size).reshape(b, 1, 1, n))
-        else:
-            probs = self.attn.probabilities(q, k)
-        return x + self.drop_path(self.attn.combine(probs, v)), k, v, probs
 
     def traced(self, x, size, source):
-        size = size.astype(ms.float32)  # AMP casts a Cell's inputs to float16; sizes stay float32
-        x, k, v, probs = self.attend(x, size)
+        q, k, v = self.attn.heads(self.norm1(x))
+        probs = self.attn.probabilities(q, k, size if self.proportional else None)
+        x = x + self.drop_path(self.attn.combine(probs, v))
         if self.reduces:
-            x, size, source, decisions = self.reducer.reduce(x, size, source, k, v, probs)
+            x, size, source, decisions = self.reducer(x, size, source, k, v, probs)
         else:
             decisions = ops.zeros((x.shape[0], 2), ms.float32)
         return x + self.drop_path(self.mlp(self.norm2(x))), size, source, decisions
@@ -79,22 +57,19 @@ class Block(nn.Cell):
 class VisionTransformer(nn.Cell):
     """ViT/DeiT classifier: [B, 3, H, W] -> logits [B, num_classes]
     (with `trace_source`: (logits, source [B, N_final, N_input])).
-    `cpu_kernels`: GELU and LayerNorm, forward and backward, run as C++ CPU kernels (models/cpu_layers)."""
+    Written once for every device; ppt_ms.formulations derives the CPU and ONNX forms."""
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, embed_dim=768, depth=12,
                  num_heads=12, mlp_ratio=4.0, qkv_bias=True, drop_path_rate=0.0, distilled=False,
-                 token_reduction: Optional[Mapping] = None, cpu_kernels: bool = False):
+                 token_reduction: Optional[Mapping] = None):
         super().__init__()
-        if cpu_kernels:
-            check_device(ms.get_context("device_target"), "model.cpu_kernels")
-        self.cpu_kernels = bool(cpu_kernels)
         if num_classes <= 0:
             raise ValueError("num_classes must be > 0, got %r" % num_classes)
         self.num_classes = num_classes
         self.embed_dim = embed_dim
         self.distilled = distilled
         self.num_prefix_tokens = 2 if distilled else 1
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, cpu_kernel=cpu_kernels)
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         self.num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
         self.cls_token = Parameter(initializer(TruncatedNormal(0.02), (1, 1, embed_dim)), name="cls_token")
         if distilled:
@@ -102,7 +77,7 @@ class VisionTransformer(nn.Cell):
         self.pos_embed = Parameter(initializer(TruncatedNormal(0.02), (1, self.num_tokens, embed_dim)),
                                    name="pos_embed")
 
-        self.token_reduction = token_reduction_settings(token_reduction)
+        self.token_reduction = settings.complete(token_reduction)
         tr = self.token_reduction
         self.plan = plan_from_config(tr, depth, self.num_tokens, self.num_prefix_tokens)
         self.reduces = any(p.r > 0 for p in self.plan)
@@ -113,10 +88,9 @@ class VisionTransformer(nn.Cell):
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i], self.plan[i],
                   proportional=bool(tr["prop_attn"]) and i > first_reducing,
                   num_prefix_tokens=self.num_prefix_tokens, threshold=float(tr["threshold"]),
-                  trace_source=self.trace_source, fused_cpu_kernel=bool(tr["fused_cpu_kernel"]),
-                  cpu_kernels=self.cpu_kernels)
+                  trace_source=self.trace_source)
             for i in range(depth)])
-        self.norm = LayerNorm(embed_dim, cpu_kernel=self.cpu_kernels)
+        self.norm = LayerNorm(embed_dim)
         self.head = dense(embed_dim, num_classes)
         if distilled:
             self.head_dist = dense(embed_dim, num_classes)
@@ -133,16 +107,14 @@ class VisionTransformer(nn.Cell):
         if self.distilled:
             dist = ops.broadcast_to(self.dist_token.astype(x.dtype), (b, 1, self.embed_dim))
             prefix = ops.concat((prefix, dist), axis=1)
-        x = ops.concat((prefix, x), axis=1)
-        _, n, c = x.shape  # the position embedding repeated by a matmul, not broadcast (token_reduction/sums.py)
-        return x + repeat_rows(self.pos_embed.astype(x.dtype).reshape(1, 1, n * c), b).reshape(b, n, c)
+        return ops.concat((prefix, x), axis=1) + self.pos_embed.astype(x.dtype)
 
     def initial_state(self, images):
-        """-> (tokens [B, N, C], size [B, N, 1] all ones, source: the identity
+        """-> (tokens [B, N, C], size [B, N, 1] int32 all ones, source: the identity
         [B, N, N] when tracing, else a placeholder)."""
         x = self.embed(images)
         b, n, _ = x.shape
-        size = ops.ones((b, n, 1), ms.float32)
+        size = ops.ones((b, n, 1), ms.int32)
         if self.trace_source:
             source = ops.broadcast_to(ops.eye(n, n, ms.float32).reshape(1, n, n), (b, n, n))
         else:
@@ -165,7 +137,7 @@ class VisionTransformer(nn.Cell):
         return logits
 
     def trace(self, images):
-        """The forward pass with everything it decides: (logits, size [B, N_final, 1],
+        """The forward pass with everything it decides: (logits, size [B, N_final, 1] int32,
         sources (the source map after each block), stats [depth, B, 2] (each block's decisions))."""
         x, size, source = self.initial_state(images)
         sources, stats = (), ()

@@ -4,9 +4,8 @@ import csv
 import logging
 import os
 
-from ..builder import build_model
+from ..builder import build_model, model_token_reduction, prepare_for
 from ..checkpoint import load_pretrained
-from ..models import with_inference_layout
 from ..data import create_dataset
 from ..evaluate import evaluate
 from ..flops import count_macs_for
@@ -28,7 +27,7 @@ def check_points(points, cfg):
         point_cfg = point.config(cfg)
         m = point_cfg["model"]
         try:
-            macs = count_macs_for(m["name"], dict(point_cfg["token_reduction"]), m["img_size"], m["num_classes"])
+            macs = count_macs_for(m["name"], model_token_reduction(point_cfg), m["img_size"], m["num_classes"])
         except ValueError as error:
             raise ValueError("sweep point '%s': %s" % (point.label(), error)) from None
         checked.append((point, point_cfg, macs.total))
@@ -49,8 +48,7 @@ def measure(point_cfg, state, dataset, evaluate_fn=evaluate):
     """(metrics with top1, top5, loss, images_per_second; final token count) of one point's network."""
     net = build_model(point_cfg)
     load_pretrained(net, state)
-    with_inference_layout(net)
-    return evaluate_fn(net, dataset), net.tokens_per_block[-1]
+    return evaluate_fn(prepare_for(point_cfg, net, "inference"), dataset), net.tokens_per_block[-1]
 
 
 def add_tradeoffs(rows):

@@ -15,7 +15,6 @@ DEFAULTS = {
     "inflection": None,      # ToMe: (r, inflection) schedule; None = constant r
     "prop_attn": True,       # proportional attention (log of token sizes) after the first reduction
     "trace_source": False,   # also return which input patches each final token covers
-    "fused_cpu_kernel": False,  # CPU inference: the reduction step as one C++ kernel
 }
 
 

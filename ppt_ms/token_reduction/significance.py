@@ -1,4 +1,4 @@
-"""PPT's token significance (ATS score) and its spread, in float32."""
+"""PPT's token significance (ATS score) and its spread, in float32 (see sums.py)."""
 import mindspore as ms
 from mindspore import ops
 
@@ -15,24 +15,23 @@ def significance_scores(probs, v):
     probs [B, H, N, N], v [B, H, N, d] -> scores [B, N] float32.
     """
     b, _, n, _ = probs.shape
-    # narrow (Slice), not probs[:, :, 0, :] or [:, 1:] (StridedSlice): the CPU StridedSlice kernel is ten times slower
     cls_attention = sum_heads(ops.narrow(probs, 2, 0, 1)).reshape(b, n)
-    value_norm = concat_head_norm(v)
-    patch_scores = _without_cls(cls_attention * value_norm)
+    patch_scores = _without_cls(cls_attention * concat_head_norm(v))
     patch_scores = patch_scores / patch_scores.sum(axis=1, keepdims=True)
     cls_score = ops.full((b, 1), CLS_SCORE, dtype=ms.float32)
     return ops.concat((cls_score, patch_scores), axis=1)
 
 
 def score_variance(scores):
-    """Unbiased variance (divide by count - 1) of the non-CLS scores: [B, N] -> [B].
-    From sums, not ops.var: MindSpore's ONNX exporter has no ReduceStd."""
-    patch_scores = _without_cls(scores)
+    """Unbiased variance (divide by count - 1) of the non-CLS scores: [B, N] -> [B], float32.
+    As the mean of squared deviations, not E[x^2] - E[x]^2, which cancels; from sums, not
+    ops.var: MindSpore's ONNX exporter has no ReduceStd."""
+    patch_scores = _without_cls(scores.astype(ms.float32))
     n = patch_scores.shape[1]
     deviation = patch_scores - patch_scores.sum(axis=1, keepdims=True) / n
     return (deviation * deviation).sum(axis=1) / (n - 1)
 
 
 def _without_cls(t):
-    """[B, N] -> [B, N - 1], token 0 dropped (a Slice kernel; see above)."""
+    """[B, N] -> [B, N - 1], token 0 dropped."""
     return ops.narrow(t, 1, 1, t.shape[1] - 1)

@@ -7,7 +7,7 @@ from typing import Callable, List, Optional
 
 import mindspore as ms
 
-from ..builder import build_model, setup_context
+from ..builder import build_model, prepare_for, setup_context
 from ..config import dump_config
 from ..data import create_dataset
 from ..evaluate import evaluate
@@ -60,7 +60,8 @@ class _Run:
         self.cfg, self.world = cfg, world
         self.log = log if world.is_main else _silent
         t = cfg.train
-        self.net = build_model(cfg, weights=t.finetune)  # first: an impossible token plan fails before data scans
+        # first: an impossible token plan fails before data scans
+        self.net, train_net = build_model(cfg, weights=t.finetune, purpose="training")
         first_epoch = train_dataset(cfg, 0, world.rank, world.group_size)
         self.steps_per_epoch = first_epoch.get_dataset_size()
         self.global_batch = cfg.data.batch_size * world.group_size
@@ -68,9 +69,6 @@ class _Run:
         self.lrs = lr_schedule(scaled_lr(t.lr, self.global_batch), t.min_lr, t.warmup_lr, t.warmup_epochs,
                                t.epochs, self.steps_per_epoch)
 
-        train_net = self.net
-        if cfg.system.amp_level != "O0":
-            train_net = ms.amp.auto_mixed_precision(self.net, cfg.system.amp_level)
         self.optimizer = create_optimizer(self.net, t.weight_decay)
         soft_targets = len(first_epoch.output_shapes()[1]) == 2
         self.ema = ParameterEMA(self.net.trainable_params(), t.ema_decay) if t.ema else None

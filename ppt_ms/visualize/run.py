@@ -112,7 +112,7 @@ def visualize(cfg, image_paths, out_dir, weights=None, fill="mean", title="", co
     cfg = traced_config(cfg)
     m = cfg["model"]
     batch, seen = prepare(image_paths, cfg["data"], m["img_size"])
-    net = build_model(cfg, weights)
+    net, _ = build_model(cfg, weights, purpose="inference")  # swaps cells in place: trace `net` itself
     net.set_train(False)
     sources, stats = BlockSources(net)(ms.Tensor(batch))
     sources = [s.asnumpy() for s in sources]

@@ -7,11 +7,11 @@ Inside `onnx_formulation(net)`:
 
 - every MLP computes GELU(x) = x/2 (1 + erf(x / sqrt 2)) with `erf_rational`;
 - every reducer gathers and adds tokens with ops the exporter converts
-  correctly (token_reduction/gather.py, `portable`).
+  correctly (`take_tokens_flat`, `add_into_by_matmul`).
 
 Both compute the same function; the exported file is checked against the
 unchanged network (ppt_ms.export.verify_export).  After the export,
-ppt_ms.onnx_erf puts ONNX's exact Erf in place of each rational erf (one
+onnx_erf.py puts ONNX's exact Erf in place of each rational erf (one
 kernel instead of ~25 in ONNX Runtime).  Outside the context the network
 keeps MindSpore's Erf, batched Gather and TensorScatterAdd kernels, which
 are faster in MindSpore.
@@ -21,7 +21,11 @@ from contextlib import contextmanager
 import mindspore as ms
 from mindspore import nn, ops
 
-from .layers import Mlp
+from ..models.layers import Mlp
+from ..token_reduction.gather import add_into, take_tokens
+from ..token_reduction.reducers import TokenReducer
+
+_transposed_bmm = ops.BatchMatMul(transpose_a=True)
 
 # erf(x) ~ x P(x^2) / Q(x^2) on |x| <= ERF_CLAMP, +-1 beyond (erf(3.92) = 1 - 5e-8).
 # Fitted for this project by iteratively reweighted least squares on the relative
@@ -56,20 +60,43 @@ class RationalGELU(nn.Cell):
         return (0.5 * y * (1.0 + erf_rational(y * 0.7071067811865476))).astype(x.dtype)
 
 
+def take_tokens_flat(x, index):
+    """take_tokens (token_reduction/gather.py) as one Gather over all images' rows, image b's
+    index offset by b N: the exporter drops a Gather's batch_dims."""
+    b, n = x.shape[:2]
+    rows = index.astype(ms.int32) + ops.arange(b, dtype=ms.int32).reshape(b, 1) * n
+    picked = ops.gather(x.reshape((b * n,) + x.shape[2:]), rows.reshape(-1), 0)
+    return picked.reshape(index.shape + x.shape[2:])
+
+
+def add_into_by_matmul(tokens, slot, updates):
+    """add_into (token_reduction/gather.py) as tokens + one_hot(slot)^T updates, a batched matmul:
+    the exporter has no TensorScatterAdd, and its opset-11 ScatterND keeps only one of several
+    updates to a row."""
+    rows = ops.one_hot(slot.astype(ms.int32), tokens.shape[1], ops.ones((), tokens.dtype),
+                       ops.zeros((), tokens.dtype))
+    return tokens + _transposed_bmm(rows, updates.astype(tokens.dtype))
+
+
+def _swap(net, gelu_cell, take, add):
+    """Set every MLP's activation to a new `gelu_cell()` and every reducer's index functions."""
+    for _, cell in net.cells_and_names():
+        if isinstance(cell, Mlp):
+            cell.act = gelu_cell()
+        if isinstance(cell, TokenReducer):
+            cell.take, cell.add = take, add
+
+
+def to_onnx_form(net: nn.Cell) -> nn.Cell:
+    """`net`, in place, in the formulation MindSpore's ONNX exporter writes correctly; returns `net`."""
+    _swap(net, RationalGELU, take_tokens_flat, add_into_by_matmul)
+    return net
+
+
 @contextmanager
 def onnx_formulation(net: nn.Cell):
-    """Switch `net` to the exportable formulation inside the `with`, back after."""
-    mlps = [cell for _, cell in net.cells_and_names() if isinstance(cell, Mlp)]
-    reducers = [cell for _, cell in net.cells_and_names() if hasattr(cell, "portable")]
-    activations = [mlp.act for mlp in mlps]
+    """`net` in its ONNX form inside the `with` (to export it), its own form after."""
     try:
-        for mlp in mlps:
-            mlp.act = RationalGELU()
-        for reducer in reducers:
-            reducer.portable = True
-        yield net
+        yield to_onnx_form(net)
     finally:
-        for mlp, act in zip(mlps, activations):
-            mlp.act = act
-        for reducer in reducers:
-            reducer.portable = False
+        _swap(net, lambda: nn.GELU(approximate=False), take_tokens, add_into)

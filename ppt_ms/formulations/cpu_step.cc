@@ -5,7 +5,8 @@
 // significance.py; see fused_step.py for the Python side.  Float32, row-major:
 //   x [B, N, C], size [B, N, 1], k and v [B, H, N, d], probs [B, H, N, N],
 //   settings [2] = (PPT threshold, 1 if token 1 is a distillation token)
-//   -> x [B, M, C], size [B, M, 1] with M = N - r.
+//   -> x [B, M, C], size [B, M, 1] with M = N - r, and the decisions [B, 2]:
+//      (1 if the image was pooled, the variance of its scores) for PPT, zeros for ToMe.
 // Images are independent; batches are split across threads.
 #include <algorithm>
 #include <cmath>
@@ -207,48 +208,51 @@ bool AllFloat32(int count, const char **dtypes) {
   return true;
 }
 
-// What both entry points receive: x, size and k first; settings, then the two outputs, last.
+// What both entry points receive: x, size and k first; settings, then the three outputs, last.
 struct StepArgs {
   const float *x, *size, *k;
   float threshold;
   bool distill;
-  float *out_x, *out_size;
+  float *out_x, *out_size, *out_decisions;
   Dims s;
 
   StepArgs(int nparam, void **params, int64_t **shapes)
       : x(static_cast<const float *>(params[0])),
         size(static_cast<const float *>(params[1])),
         k(static_cast<const float *>(params[2])),
-        threshold(static_cast<const float *>(params[nparam - 3])[0]),
-        distill(static_cast<const float *>(params[nparam - 3])[1] != 0),
-        out_x(static_cast<float *>(params[nparam - 2])),
-        out_size(static_cast<float *>(params[nparam - 1])),
-        s{shapes[0][0], shapes[0][1], shapes[nparam - 2][1], shapes[0][2], shapes[2][1], shapes[2][3]} {}
+        threshold(static_cast<const float *>(params[nparam - 4])[0]),
+        distill(static_cast<const float *>(params[nparam - 4])[1] != 0),
+        out_x(static_cast<float *>(params[nparam - 3])),
+        out_size(static_cast<float *>(params[nparam - 2])),
+        out_decisions(static_cast<float *>(params[nparam - 1])),
+        s{shapes[0][0], shapes[0][1], shapes[nparam - 3][1], shapes[0][2], shapes[2][1], shapes[2][3]} {}
 
   const float *Keys(int64_t b) const { return k + b * s.heads * s.tokens * s.head_dim; }
 
   // Image b's reduced tokens and sizes, laid out as `layout` says.
-  void Write(int64_t b, const Layout &layout) const {
+  void Write(int64_t b, const Layout &layout, bool pooled = false, double variance = 0) const {
     Apply(layout, x + b * s.tokens * s.channels, size + b * s.tokens, s, out_x + b * s.kept * s.channels,
           out_size + b * s.kept);
+    out_decisions[2 * b] = pooled ? 1.0f : 0.0f;
+    out_decisions[2 * b + 1] = static_cast<float>(variance);
   }
 };
 
 }  // namespace
 
-// params: x, size, k, settings -> x', size'
+// params: x, size, k, settings -> x', size', decisions (zeros)
 extern "C" int ToMeStep(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                         void *stream, void *extra) {
-  if (nparam != 6 || !AllFloat32(nparam, dtypes)) return 1;
+  if (nparam != 7 || !AllFloat32(nparam, dtypes)) return 1;
   const StepArgs step(nparam, params, shapes);
   ForEachImage(step.s.batch, [&](int64_t b) { step.Write(b, Pooling(step.Keys(b), step.s, step.distill)); });
   return 0;
 }
 
-// params: x, size, k, v, probs, settings -> x', size'
+// params: x, size, k, v, probs, settings -> x', size', decisions
 extern "C" int PPTStep(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                        void *stream, void *extra) {
-  if (nparam != 8 || !AllFloat32(nparam, dtypes)) return 1;
+  if (nparam != 9 || !AllFloat32(nparam, dtypes)) return 1;
   const StepArgs step(nparam, params, shapes);
   const Dims &s = step.s;
   const float *v = static_cast<const float *>(params[3]);
@@ -256,8 +260,10 @@ extern "C" int PPTStep(int nparam, void **params, int *ndims, int64_t **shapes, 
   ForEachImage(s.batch, [&](int64_t b) {
     const std::vector<double> scores = PatchScores(probs + b * s.heads * s.tokens * s.tokens,
                                                    v + b * s.heads * s.tokens * s.head_dim, s);
-    const bool pooled = UnbiasedVariance(scores) < step.threshold;
-    step.Write(b, pooled ? Pooling(step.Keys(b), s, step.distill) : Pruning(scores, s, step.distill));
+    const double variance = UnbiasedVariance(scores);
+    const bool pooled = variance < step.threshold;
+    step.Write(b, pooled ? Pooling(step.Keys(b), s, step.distill) : Pruning(scores, s, step.distill), pooled,
+               variance);
   });
   return 0;
 }

@@ -10,14 +10,20 @@ put q, k, v into heads and the heads back into tokens, kept position tables of u
 twice its output for as long as the graph lived (~150 MB per DeiT-S block at batch 64,
 most of the 3 GB a compiled DeiT-S held); the layout kernels copy the same values into
 MindSpore's own (reused) outputs.  Each forward kernel carries its backward kernel as its
-bprop.  Built on first use (ppt_ms.native).  Export and other devices use the MindSpore ops.
+bprop.  Built on first use (formulations/native.py).
+
+`with_cpu_layers(net)` swaps a network's LayerNorms, GELUs, patch embedding and attention
+for cells that run these kernels; the function computed is the same (tests/test_cpu_layers.py).
 """
 import os
 
 import mindspore as ms
-from mindspore import ops
+from mindspore import nn, ops
 
-from ..native import compiled_library
+from ..models.attention import Attention
+from ..models.layers import LayerNorm, PatchEmbed
+from .native import compiled_library
+from .swap import replace_cells
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_layers.cc")
 SETTING = "model.cpu_kernels"
@@ -104,3 +110,88 @@ def patch_layout_kernel(in_chans: int, img_size: int, patch_size: int) -> ops.Cu
 
 def eps_tensor(eps: float) -> ms.Tensor:
     return ms.Tensor([eps], ms.float32)
+
+
+class CpuLayerNorm(nn.Cell):
+    """A LayerNorm's function (its own weight and bias) through the C++ kernel, in float32."""
+
+    def __init__(self, norm: LayerNorm):
+        super().__init__()
+        self.weight, self.bias = norm.weight, norm.bias
+        self.kernel = layer_norm_kernel()
+        self.eps = eps_tensor(norm.epsilon)
+
+    def construct(self, x):
+        return self.kernel(x.astype(ms.float32), self.weight, self.bias, self.eps).astype(x.dtype)
+
+
+class CpuGELU(nn.Cell):
+    """Exact GELU through the C++ kernel, in float32."""
+
+    def __init__(self):
+        super().__init__()
+        self.kernel = gelu_kernel()
+
+    def construct(self, x):
+        return self.kernel(x.astype(ms.float32)).astype(x.dtype)
+
+
+class CpuPatchEmbed(PatchEmbed):
+    """A PatchEmbed (its own projection) that cuts the image into patches with the C++ layout kernel."""
+
+    def __init__(self, embed: PatchEmbed):  # pylint: disable=super-init-not-called
+        nn.Cell.__init__(self)
+        self.img_size, self.patch_size, self.in_chans = embed.img_size, embed.patch_size, embed.in_chans
+        self.grid_size, self.num_patches = embed.grid_size, embed.num_patches
+        self.proj = embed.proj
+        self.to_patches = patch_layout_kernel(self.in_chans, self.img_size, self.patch_size)
+
+    def construct(self, x):
+        tokens = self.proj(self.to_patches(x))
+        return tokens.reshape(x.shape[0], self.num_patches, -1)
+
+
+class CpuAttention(Attention):
+    """An Attention (its own qkv and proj) whose head layouts are the C++ kernels and whose
+    proportional-attention bias is repeated by an outer product with ones: MindSpore's CPU
+    broadcasting Add keeps index tables of 8-16 bytes per output value for as long as the
+    graph lives (over a GB for DeiT-S at batch 64)."""
+
+    def __init__(self, attn: Attention):  # pylint: disable=super-init-not-called
+        nn.Cell.__init__(self)
+        self.num_heads, self.scale = attn.num_heads, attn.scale
+        self.qkv, self.proj, self.scores = attn.qkv, attn.proj, attn.scores
+        self.split_heads, self.merge_heads = head_layout_kernels(attn.num_heads)
+
+    def heads(self, x):
+        return self.split_heads(self.qkv(x))
+
+    def probabilities(self, q, k, size=None):
+        logits = self.scores(q * self.scale, k)
+        if size is not None:
+            b, h, n, m = logits.shape
+            log_size = ops.log(size.astype(ms.float32)).reshape(b, 1, m).astype(logits.dtype)
+            logits = logits + ops.bmm(ops.ones((b, h * n, 1), logits.dtype), log_size).reshape(b, h, n, m)
+        return ops.softmax(logits, axis=-1)
+
+    def combine(self, probs, v):
+        return self.proj(self.merge_heads(ops.matmul(probs, v)))
+
+
+def _cpu_layer(cell):
+    if isinstance(cell, LayerNorm):
+        return CpuLayerNorm(cell)
+    if isinstance(cell, nn.GELU):
+        return CpuGELU()
+    if isinstance(cell, PatchEmbed) and not isinstance(cell, CpuPatchEmbed):
+        return CpuPatchEmbed(cell)
+    if isinstance(cell, Attention) and not isinstance(cell, CpuAttention):
+        return CpuAttention(cell)
+    return None
+
+
+def with_cpu_layers(net: nn.Cell) -> nn.Cell:
+    """`net` with its LayerNorms, GELUs, patch embedding and attention running the C++ kernels
+    (forward and backward); swapped in place, returns `net`."""
+    replace_cells(net, _cpu_layer)
+    return net

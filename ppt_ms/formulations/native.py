@@ -67,10 +67,3 @@ def compiled_library(source: str, setting: str) -> str:
         if os.path.exists(partial):
             os.remove(partial)
     return library
-
-
-def check_device(device_target: str, setting: str):
-    """These kernels are CPU code: refuse other devices by name rather than fail in the graph."""
-    if device_target != "CPU":
-        raise ValueError("%s runs on CPU only, but device_target is %s; set %s: false"
-                         % (setting, device_target, setting))

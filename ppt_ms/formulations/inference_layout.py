@@ -12,7 +12,8 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops, Parameter
 
-from .layers import PatchProjection
+from ..models.layers import PatchProjection
+from .swap import replace_cells
 
 CONVERTED = (nn.Dense, PatchProjection)
 
@@ -43,13 +44,5 @@ class InferenceLinear(nn.Cell):
 def with_inference_layout(net: nn.Cell) -> nn.Cell:
     """`net` with every nn.Dense and patch projection replaced, in place, by an
     InferenceLinear holding the same weight as [in, out]; returns `net`."""
-    found = [(path, cell, name, child) for path, cell in net.cells_and_names()
-             for name, child in cell.name_cells().items() if isinstance(child, CONVERTED)]
-    for path, cell, name, child in found:
-        linear = InferenceLinear(child)
-        setattr(cell, name, linear)
-        prefix = "%s.%s" % (path, name) if path else name
-        linear.weight_in_out.name = prefix + ".weight_in_out"  # MindSpore prefixes only the attribute name
-        if linear.bias is not None:
-            linear.bias.name = prefix + ".bias"
+    replace_cells(net, lambda cell: InferenceLinear(cell) if isinstance(cell, CONVERTED) else None)
     return net

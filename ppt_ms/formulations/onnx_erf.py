@@ -1,7 +1,7 @@
 """Put ONNX's own Erf back into an exported file.
 
 MindSpore 2.10's exporter has no Erf converter, so the network is exported
-with `models.portable.erf_rational`: Clip(u, +-ERF_CLAMP), then
+with `formulations.onnx.erf_rational`: Clip(u, +-ERF_CLAMP), then
 x P(x^2) / Q(x^2).  ONNX Runtime runs that as ~25 elementwise passes over
 the MLP's widest tensor; its Erf is one pass, exact, and part of the GELU
 pattern it fuses.  `use_onnx_erf` finds each such subgraph by its clip
@@ -12,7 +12,7 @@ erf).  The caller verifies the file against the live network either way.
 """
 from collections import defaultdict
 
-from .models.portable import ERF_CLAMP
+from .onnx import ERF_CLAMP
 
 
 def _constant(graph, name):
