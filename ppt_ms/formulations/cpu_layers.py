@@ -21,7 +21,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from ..models.attention import Attention
-from ..models.layers import LayerNorm, PatchEmbed
+from ..models.layers import GELU, LayerNorm, PatchEmbed
 from .native import compiled_library
 from .swap import replace_cells
 
@@ -181,7 +181,7 @@ class CpuAttention(Attention):
 def _cpu_layer(cell):
     if isinstance(cell, LayerNorm):
         return CpuLayerNorm(cell)
-    if isinstance(cell, nn.GELU):
+    if isinstance(cell, GELU):
         return CpuGELU()
     if isinstance(cell, PatchEmbed) and not isinstance(cell, CpuPatchEmbed):
         return CpuPatchEmbed(cell)

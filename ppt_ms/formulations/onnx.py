@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import mindspore as ms
 from mindspore import nn, ops
 
-from ..models.layers import Mlp
+from ..models.layers import GELU, Mlp
 from ..token_reduction.gather import add_into, take_tokens
 from ..token_reduction.reducers import TokenReducer
 
@@ -99,4 +99,4 @@ def onnx_formulation(net: nn.Cell):
     try:
         yield to_onnx_form(net)
     finally:
-        _swap(net, lambda: nn.GELU(approximate=False), take_tokens, add_into)
+        _swap(net, GELU, take_tokens, add_into)

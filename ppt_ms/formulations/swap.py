@@ -3,6 +3,12 @@ from typing import Callable, Optional
 
 from mindspore import nn
 
+# The cells taken out stay referenced until the process ends.  MindSpore's graph parser keys the
+# Python objects it resolves by id() (graph/_parse/parser.py, get_obj_id): a freed cell's id given
+# to a new cell made graph mode compile the new cell with another's graph ("The parameters number
+# of the function is 5, but the number of provided arguments is 6").
+_REPLACED = []
+
 
 def replace_cells(net: nn.Cell, replacement: Callable[[nn.Cell], Optional[nn.Cell]]) -> int:
     """Swap every cell c of `net` (not `net` itself) for replacement(c) where that is not None;
@@ -21,6 +27,7 @@ def replace_cells(net: nn.Cell, replacement: Callable[[nn.Cell], Optional[nn.Cel
             continue
         prefix = "%s.%s" % (path, attr) if path else attr
         setattr(parent, attr, new)
+        _REPLACED.append(child)
         replaced[prefix] = new
         for relative, param in new.parameters_and_names():
             param.name = names.get(id(param)) or "%s.%s" % (prefix, relative)

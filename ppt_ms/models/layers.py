@@ -33,13 +33,31 @@ class LayerNorm(nn.LayerNorm):
         return "normalized_shape=%s, eps=%g" % (self.normalized_shape, self.epsilon)
 
 
+class GELU(nn.Cell):
+    """Exact GELU, x Phi(x) = x/2 (1 + erf(x / sqrt 2)), with its derivative written out,
+    Phi(x) + x phi(x): MindSpore 2.10 differentiates Erf with PowTensorScalar, a primitive
+    documented for Ascend only, and this backward uses Exp, Mul and Add."""
+
+    def construct(self, x):
+        return 0.5 * x * (1.0 + ops.erf(x * SQRT_HALF))
+
+    def bprop(self, x, out, dout):
+        cdf = 0.5 * (1.0 + ops.erf(x * SQRT_HALF))
+        pdf = ops.exp(-0.5 * x * x) * INV_SQRT_2PI
+        return (dout * (cdf + x * pdf),)
+
+
+SQRT_HALF = 0.7071067811865476
+INV_SQRT_2PI = 0.3989422804014327
+
+
 class Mlp(nn.Cell):
     """fc1 -> exact GELU -> fc2; [B, N, C] -> [B, N, C]."""
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
         self.fc1 = dense(dim, hidden_dim)
-        self.act = nn.GELU(approximate=False)
+        self.act = GELU()
         self.fc2 = dense(hidden_dim, dim)
 
     def construct(self, x):

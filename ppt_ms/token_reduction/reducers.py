@@ -69,13 +69,15 @@ def tome_metric(k):
 
 
 def pooling_plan(metric, r: int, a_positions, b_positions, distill_token: bool):
-    """ToMe's matching as positions: (keep [B, N - r], src_pos [B, r], dst_slot [B, r])."""
-    unmerged, src, dst = bipartite_matching(metric, r, a_positions, b_positions, distill_token)
+    """ToMe's matching as positions: (keep [B, N - r], src_pos [B, r], dst_slot [B, r]).
+    Decisions carry no gradient (ToMe matches under torch.no_grad)."""
+    unmerged, src, dst = bipartite_matching(ops.stop_gradient(metric), r, a_positions, b_positions, distill_token)
     return merge_layout(unmerged, src, dst, b_positions, distill_token)
 
 
 def pruning_plan(scores, num_out: int, distill_token: bool):
     """The `num_out` tokens to keep, best first; a distillation token ranks right after CLS."""
+    scores = ops.stop_gradient(scores)
     if distill_token:
         scores = ops.concat((scores[:, :1], ops.full_like(scores[:, :1], DISTILL_SCORE), scores[:, 2:]), axis=1)
     return keep_by_score(scores, num_out)
@@ -104,7 +106,7 @@ def ppt_step(x, size, source, metric, scores, r, threshold, a_positions, b_posit
              take, add):
     """Per image: pool if the variance of its scores is below `threshold`, else prune
     -> (x, size, source, decisions [B, 2] = (1 if pooled, variance))."""
-    variance = score_variance(scores)
+    variance = score_variance(ops.stop_gradient(scores))
     pooled = variance < threshold
     keep_pool, src_pos, dst_slot = pooling_plan(metric, r, a_positions, b_positions, distill_token)
     keep = ops.where(pooled.reshape(-1, 1), keep_pool, pruning_plan(scores, keep_pool.shape[1], distill_token))
