@@ -9,6 +9,7 @@ import mindspore.dataset as ds
 from mindspore import nn
 from safetensors.numpy import save_file
 
+from ppt_ms.builder import model_token_reduction
 from ppt_ms.config import load_config
 from ppt_ms.data import create_dataset
 from ppt_ms.evaluate import ForwardTimer, batch_totals, evaluate, format_report, write_json
@@ -104,7 +105,7 @@ def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tm
     report = json.loads(report_path.read_text())
 
     cfg = load_config(QUICKSTART, [f"data.path={micro_digits}"])
-    net = create_model("vit_quickstart", token_reduction=cfg.token_reduction.to_dict())
+    net = create_model("vit_quickstart", token_reduction=model_token_reduction(cfg))
     for name, param in net.parameters_dict().items():
         param.set_data(source.parameters_dict()[name].data)
     expected = evaluate(net, create_dataset(cfg.data, "val", cfg.model.img_size, 10, training=False, batch_size=30))

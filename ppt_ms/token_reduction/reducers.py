@@ -9,12 +9,14 @@ gather/merge, which tests drive directly.  decisions is (1 if pooled, score
 variance) per image for PPT, zeros otherwise.  `source` is only touched when
 tracing is on; otherwise it is a placeholder passed through unchanged.
 
-Mixed precision.  Under AMP O2/O3 in graph mode MindSpore casts the float
-arguments of every Cell method to float16.  So sizes cross Cell boundaries as
-int32 token counts (exact at any size, and never cast), and every decision
-(scores, variance, threshold test, ranking, the merge weights) is computed in
-float32 inside plain functions (sums.py), which receive their arguments as
-they are.  Only the attention outputs it starts from carry AMP's rounding.
+Mixed precision.  Under AMP O2/O3 MindSpore casts the float arguments of
+every Cell method to float16 (graph mode), or every op's inputs inside a
+float16 Cell (PyNative).  So a reducer keeps itself float32 whatever AMP asks
+(`add_flags_recursive`), sizes cross Cell boundaries as int32 token counts
+(exact at any size, and never cast), and every decision (scores, variance,
+threshold test, ranking, the merge weights) is float32 arithmetic in plain
+functions (sums.py).  Only the attention outputs it starts from carry AMP's
+rounding.
 
 Each method comes down to the same two moves: gather the tokens that stay
 (`keep`, in output order) and add each merged token into its partner's slot
@@ -135,6 +137,13 @@ class TokenReducer(nn.Cell):
         self.a_positions, self.b_positions = bipartite_positions(num_tokens)
         self.take = take_tokens
         self.add = add_into
+
+    def add_flags_recursive(self, **flags):
+        """AMP's low-precision flag becomes float32 here, as AMP O2 keeps nn.LayerNorm: the
+        reducer then receives float32 inputs (graph mode) and runs float32 ops (PyNative)."""
+        if flags.get("fp16") or flags.get("bf16"):
+            flags = dict(flags, fp16=False, bf16=False, fp32=True)
+        return super().add_flags_recursive(**flags)
 
 
 class ToMeReducer(TokenReducer):

@@ -12,10 +12,12 @@ import sys
 import numpy as np
 import pytest
 import mindspore as ms
+from mindspore import nn
 
 from helpers import numpy_reference as ref
 from helpers.tiny_vit import TINY, build_tiny, tiny_params
 from ppt_ms.models import TokenTrace
+from ppt_ms.token_reduction import build_reducer
 
 PPT_LAYERS = [1, 2]
 # Between the variances of sample_images(0) under tiny_params(1) (see tests/test_token_reduction.py):
@@ -108,14 +110,63 @@ def test_float16_ppt_in_graph_mode_matches_the_reference(graph, float16_graph_ne
     assert (source.sum(1) <= 1).all() and (source[:, 0] == np.eye(1, source.shape[2])).all()
 
 
-def test_amp_keeps_sizes_and_variance_in_float32(pynative, params, images):
-    """SPEC.md: sizes, scores and variance stay float32 whatever the network's dtype."""
+def test_amp_keeps_sizes_exact_and_variance_in_float32(pynative, params, images):
+    """SPEC.md: sizes, scores and variance stay exact / float32 whatever the network's dtype: sizes
+    travel between blocks as int32 counts, decisions come out float32."""
     net = build_tiny(params, token_reduction=PPT)
     ms.amp.auto_mixed_precision(net, "O2")
     x, size, source = net.initial_state(ms.Tensor(images))
     for block in net.blocks:
         x, size, source, decisions = block.traced(x, size, source)
-        assert (size.dtype, decisions.dtype) == (ms.float32, ms.float32), "block %d" % block.plan.index
+        assert (size.dtype, decisions.dtype) == (ms.int32, ms.float32), "block %d" % block.plan.index
+
+
+class Decide(nn.Cell):
+    """A PPT reducer's decisions [B, 2] from the attention it is given (what a block hands it)."""
+
+    def __init__(self, reducer):
+        super().__init__()
+        self.reducer = reducer
+
+    def construct(self, x, size, source, k, v, probs):
+        return self.reducer(x, size, source, k, v, probs)[3]
+
+
+def near_threshold_attention(images=8, tokens=197, heads=3, seed=0):
+    """float16-exact (x, size, k, v, probs) whose PPT score variances all lie within about 0.2 %
+    of each other (so of a threshold at their median): one-hot values (norm 1, so the scores are
+    the CLS attention), and CLS rows that differ from one image to the next by small noise."""
+    rng = np.random.default_rng(seed)
+    base = np.exp(0.35 * rng.standard_normal(tokens))
+    rows = base * (1.0 + 0.002 * rng.standard_normal((images, tokens)))
+    cls_row = (rows / rows.sum(axis=1, keepdims=True)).astype(np.float16)
+    probs = np.zeros((images, heads, tokens, tokens), np.float16)
+    probs[:, :, 0, :] = cls_row[:, None, :]
+    v = np.zeros((images, heads, tokens, 4), np.float16)
+    v[:, 0, :, 0] = 1.0
+    k = rng.standard_normal((images, heads, tokens, 4)).astype(np.float16)
+    x = rng.standard_normal((images, tokens, 8)).astype(np.float16)
+    return x, np.ones((images, tokens, 1), np.int32), k, v, probs
+
+
+def test_o2_decisions_near_the_threshold_equal_float64(mode):
+    """Graph mode, AMP O2: the attention arrives in float16, but the scores, their variance and the
+    threshold test are float32 arithmetic, so every image's pool/prune choice equals a float64
+    NumPy decision from the same inputs, with variances 0.01 % - 0.2 % from the threshold (where
+    float16 arithmetic, or E[x^2] - E[x]^2, flips choices)."""
+    x, size, k, v, probs = near_threshold_attention()
+    variance = np.array([ref.score_variance(ref.significance_scores(probs[b].astype(np.float64),
+                                                                    v[b].astype(np.float64))) for b in range(len(x))])
+    threshold = float(np.median(variance))
+    margin = np.abs(variance / threshold - 1)
+    assert 1e-4 < margin.min() and margin.max() < 3e-3, margin
+    expected = variance < threshold
+    assert 0 < expected.sum() < len(expected)
+    decide = ms.amp.auto_mixed_precision(Decide(build_reducer("ppt", 50, x.shape[1], threshold=threshold)), "O2")
+    decisions = decide(*(ms.Tensor(a) for a in (x, size, np.zeros(1, np.float32), k, v, probs))).asnumpy()
+    assert decisions.dtype == np.float32
+    np.testing.assert_array_equal(decisions[:, 0] == 1.0, expected)
+    np.testing.assert_allclose(decisions[:, 1], variance, rtol=1e-5)
 
 
 BFLOAT16_PROBE = """

@@ -1,0 +1,45 @@
+"""tools/check_device.py on this machine's CPU (what NPU/GPU owners run on theirs): every compact
+conformance case, a training step and a 2-rank msrun step pass; a wrong result is a FAIL row."""
+import json
+import os
+import shutil
+
+import numpy as np
+
+from helpers.conformance_data import MINI
+from helpers.paths import load_tool
+from ppt_ms.device_check import ConformanceSet, check_case
+
+MSRUN = os.environ.get("PPT_MS_SKIP_MSRUN") != "1"
+
+
+def test_cpu_passes_every_check(capsys, graph):
+    status = load_tool("check_device").main(["--device", "CPU"] + (["--msrun", "2"] if MSRUN else []))
+    out = capsys.readouterr().out
+    assert status == 0, out
+    cases = sorted(json.loads((MINI / "manifest.json").read_text())["cases"])
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("device check: CPU, graph mode, MindSpore 2.10")
+    assert [line.split()[1] for line in lines[1:1 + len(cases)]] == cases
+    checks = len(cases) + 1 + int(MSRUN)
+    assert all("  pass  " in line for line in lines[1:1 + checks])
+    assert lines[-1] == "%d passed, 0 failed" % checks
+
+
+def test_a_result_off_the_reference_fails_its_row(tmp_path, graph):
+    folder = tmp_path / "mini"
+    shutil.copytree(MINI, folder)
+    golden = dict(np.load(folder / "ppt_mixed.npz"))
+    golden["logits"][3, 7] += 1e-3
+    golden["pooled"][0, 2] = not golden["pooled"][0, 2]
+    np.savez(folder / "ppt_mixed.npz", **golden)
+    row = check_case(ConformanceSet(str(folder)), "ppt_mixed")
+    assert not row.passed
+    assert row.detail.startswith("logits differ by 0.001") and "1 of 24 PPT choices differ" in row.detail
+
+
+def test_missing_data_is_one_clear_line(tmp_path, capsys):
+    assert load_tool("check_device").main(["--device", "CPU", "--data", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: no conformance set at %s (manifest.json missing); pass --data with the folder "
+                   "tests/data/conformance_mini of a ppt_ms checkout" % tmp_path)
