@@ -14,7 +14,7 @@ import pytest
 import mindspore as ms
 
 from helpers.conformance_data import FULL, FULL_PRESENT
-from helpers.forms import FORMS, in_form
+from helpers.forms import in_form
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.models import create_model, TokenTrace
 
@@ -23,10 +23,9 @@ pytestmark = pytest.mark.skipif(not FULL_PRESENT, reason="full conformance direc
 
 MODEL = "deit_tiny_patch16_224"
 TOLERANCE = 1e-4
-# (execution mode, form): the canonical network in both modes, every other form in graph mode (the
-# compact set, test_conformance_mini, runs every form in both)
+# (execution mode, form): the canonical network in both modes; the compact set (test_conformance_mini)
+# runs every form in both
 MODES = {"graph": (ms.GRAPH_MODE, "canonical"), "pynative": (ms.PYNATIVE_MODE, "canonical")}
-MODES.update({"graph-" + form: (ms.GRAPH_MODE, form) for form in FORMS if form != "canonical"})
 
 
 def _manifest():

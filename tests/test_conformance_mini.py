@@ -48,8 +48,14 @@ def test_weights_are_float16_and_load_as_float32():
     assert np.array_equal(loaded.asnumpy(), stored["blocks.5.mlp.fc1.weight"].astype(np.float32))
 
 
-@pytest.mark.parametrize("form", list(FORMS))
-@pytest.mark.parametrize("name", CASES)
+# The forms that change the reduction step (the fused step in cpu-inference) run every case; the ones
+# that change only the layers (cpu-training) or the index functions and GELU (onnx) run the cases that
+# merge and prune in one batch and trace merged sources (CI time: each graph-mode case compiles anew).
+FORM_CASES = [(form, name) for form in FORMS for name in CASES
+              if form in ("canonical", "cpu-inference") or name in ("ppt_mixed", "tome_r13")]
+
+
+@pytest.mark.parametrize("form, name", FORM_CASES, ids=["%s-%s" % pair for pair in FORM_CASES])
 def test_matches_published_code(name, form, mode, images):
     """Every form (ppt_ms.formulations) in graph mode and PyNative gives the published results."""
     check_case(name, *run_case(name, images, form))

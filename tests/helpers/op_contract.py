@@ -4,7 +4,7 @@ primitive with the dtypes of its tensor inputs (tests/test_op_contract.py).
 Run as a script (MS_DEV_SAVE_GRAPHS must be set before MindSpore starts):
     MS_DEV_SAVE_GRAPHS=1 MS_DEV_DUMP_IR_PASSES=validate MS_DEV_SAVE_GRAPHS_PATH=DIR \
         python op_contract.py compile AMP_LEVEL
-compiles none, ToMe, PPT and prune on vit_quickstart, forward and one training step, at
+compiles none, ToMe, PPT and prune on vit_quickstart (3 blocks), forward and one training step, at
 AMP_LEVEL, in the canonical form (formulations.prepare for a GPU, which swaps in no CPU form);
     python op_contract.py platforms DIR... > tests/data/op_platforms.yaml
 writes the allowlist: every primitive in those IR folders with its documented platforms.
@@ -57,10 +57,10 @@ def compile_all(amp_level: str):
     images = ms.Tensor(np.random.default_rng(0).standard_normal((2, 3, 24, 24)).astype(np.float32))
     labels = ms.Tensor(np.array([1, 3], np.int32))
     for method, section in METHODS.items():
-        net = create_model("vit_quickstart", token_reduction=section)
+        net = create_model("vit_quickstart", depth=3, token_reduction=section)
         net.set_train(False)
         prepare(net, "inference", "GPU", amp_level=amp_level)(images)
-        net = create_model("vit_quickstart", token_reduction=section)
+        net = create_model("vit_quickstart", depth=3, token_reduction=section)
         net.set_train(True)
         step = TrainStep(prepare(net, "training", "GPU", amp_level=amp_level), create_loss(False, 0.1),
                          create_optimizer(net, 0.05, 1e-3), loss_scaler=create_loss_scaler(amp_level))
