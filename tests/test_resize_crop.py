@@ -1,4 +1,5 @@
 """The crop-only bicubic resize (ppt_ms/data/resize_crop.cc) against MindSpore's Resize(PILCUBIC) + crop."""
+import logging
 import mindspore.dataset.vision as vision
 import numpy as np
 import pytest
@@ -62,3 +63,14 @@ def test_eval_transform_with_and_without_compiler(monkeypatch, compiler):
     expected = (resize_then_crop(np.random.default_rng(1).integers(0, 256, (41, 27, 3), dtype=np.uint8), 18, 16)
                 / 255.0 - 0.5) / 0.25
     np.testing.assert_allclose(image, expected.transpose(2, 0, 1), atol=1e-6)
+
+
+def test_a_resize_that_fails_to_build_falls_back_with_a_warning(cxx, monkeypatch, caplog):
+    def broken():
+        raise RuntimeError("compiling resize_crop.cc for the eval transform's bicubic resize failed:\nerror: ...")
+    monkeypatch.setattr(transforms, "resize_crop_library", broken)
+    with caplog.at_level(logging.WARNING):
+        operations = transforms.build_eval_transforms(16, 0.875, "bicubic", [0.5] * 3, [0.25] * 3)
+    assert not any(isinstance(op, BicubicResizeCenterCrop) for op in operations)
+    assert isinstance(operations[0], vision.Resize)
+    assert "the crop-only bicubic resize did not build (compiling resize_crop.cc" in caplog.text
