@@ -42,13 +42,13 @@ def _cpu_forms_usable(requested, device: str, amp_level: str, purpose: str) -> b
         return False
     names = " and ".join(requested)
     if device != "CPU":
-        logger.info("%s: CPU only, skipped on %s (MindSpore's ops run instead, with the same results)",
+        logger.warning("%s: CPU only, skipped on %s (MindSpore's ops run instead, with the same results)",
                     names, device)
     elif purpose == "export":
         logger.info("%s: skipped for export (a file cannot carry this machine's compiled kernels; MindSpore's "
                     "ops have the same results)", names)
     elif amp_level != "O0":
-        logger.info("%s: float32 kernels, skipped under system.amp_level %s (MindSpore's ops run instead)",
+        logger.warning("%s: float32 kernels, skipped under system.amp_level %s (MindSpore's ops run instead)",
                     names, amp_level)
     elif not native.compiler_available():
         logger.warning("%s: no C++ compiler (%s) to build the CPU kernels; using MindSpore's ops (same results, "
