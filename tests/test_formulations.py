@@ -71,6 +71,12 @@ def test_traced_reducers_are_not_fused(cxx):
     assert not any(isinstance(block.reducer, FusedReducer) for block in net.blocks)
 
 
+def test_amp_o1_is_refused_with_the_reason():
+    """MindSpore 2.10's O1 (source rewrite) raises a TypeError on the network's functions; say so up front."""
+    with pytest.raises(ValueError, match="amp_level O1 is not usable with MindSpore 2.10.0: its O1 rewrites"):
+        prepare(create_model("vit_quickstart"), "training", amp_level="O1")
+
+
 def test_bad_purpose_and_dtype_are_refused():
     net = create_model("vit_quickstart")
     with pytest.raises(ValueError, match="purpose 'serve' is not one of inference, training, export"):

@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 PURPOSES = ("inference", "training", "export")
 AMP_DTYPES = {"float16": ms.float16, "bfloat16": ms.bfloat16}
+# MindSpore 2.10's O1 rewrites the network's Python source (mindspore.rewrite), which raises TypeError
+# on any function that calls a functional op such as ops.concat (a ten-line network is enough)
+O1_REFUSED = ("system.amp_level O1 is not usable with MindSpore %s: its O1 rewrites the network's source and fails "
+              "on functions that call MindSpore's functional ops (TypeError: ... got _PyboostConcatPrim); use O2 "
+              "(float32 LayerNorm and token-reduction decisions) or O3" % ms.__version__)
 CPU_FORM_CELLS = (CpuAttention, CpuGELU, CpuLayerNorm, CpuPatchEmbed, FusedReducer, InferenceLinear)
 
 
@@ -73,6 +78,8 @@ def prepare(net, purpose: str, device: str = None, cpu_kernels: bool = False, fu
         raise ValueError("prepare: purpose %r is not one of %s" % (purpose, ", ".join(PURPOSES)))
     if amp_dtype not in AMP_DTYPES:
         raise ValueError("prepare: amp_dtype %r is not one of %s" % (amp_dtype, ", ".join(AMP_DTYPES)))
+    if amp_level == "O1":
+        raise ValueError(O1_REFUSED)
     device = device or ms.get_context("device_target")
     requested = [name for name, on in (("model.cpu_kernels", cpu_kernels),
                                        ("token_reduction.fused_cpu_kernel", fused_step and purpose == "inference"))
