@@ -48,13 +48,13 @@ def _cpu_forms_usable(requested, device: str, amp_level: str, purpose: str) -> b
     names = " and ".join(requested)
     if device != "CPU":
         logger.warning("%s: CPU only, skipped on %s (MindSpore's ops run instead, with the same results)",
-                    names, device)
+                       names, device)
     elif purpose == "export":
         logger.info("%s: skipped for export (a file cannot carry this machine's compiled kernels; MindSpore's "
                     "ops have the same results)", names)
     elif amp_level != "O0":
         logger.warning("%s: float32 kernels, skipped under system.amp_level %s (MindSpore's ops run instead)",
-                    names, amp_level)
+                       names, amp_level)
     elif not native.compiler_available():
         logger.warning("%s: no C++ compiler (%s) to build the CPU kernels; using MindSpore's ops (same results, "
                        "slower). Install g++ or set CXX.", names, native.compiler())
@@ -81,13 +81,13 @@ def prepare(net, purpose: str, device: str = None, cpu_kernels: bool = False, fu
     if amp_level == "O1":
         raise ValueError(O1_REFUSED)
     device = device or ms.get_context("device_target")
-    requested = [name for name, on in (("model.cpu_kernels", cpu_kernels),
-                                       ("token_reduction.fused_cpu_kernel", fused_step and purpose == "inference"))
+    fuse = fused_step and purpose == "inference"
+    requested = [name for name, on in (("model.cpu_kernels", cpu_kernels), ("token_reduction.fused_cpu_kernel", fuse))
                  if on]
     if _cpu_forms_usable(requested, device, amp_level, purpose):
         if cpu_kernels:
             with_cpu_layers(net)
-        if fused_step and purpose == "inference":
+        if fuse:
             with_fused_steps(net)
     if device == "CPU" and purpose == "inference" and amp_level == "O0":
         with_inference_layout(net)

@@ -58,7 +58,6 @@ class FusedReducer(nn.Cell):
     def __init__(self, reducer):
         super().__init__()
         self.method = "ppt" if isinstance(reducer, PPTReducer) else "tome"
-        self.r, self.num_out = reducer.r, reducer.num_out
         self.kernel = fused_step(self.method, reducer.num_out)
         threshold = reducer.threshold if self.method == "ppt" else 0.0
         self.settings = ms.Tensor([threshold, 1.0 if reducer.distill_token else 0.0], ms.float32)

@@ -12,11 +12,11 @@ tracing is on; otherwise it is a placeholder passed through unchanged.
 Mixed precision.  Under AMP O2/O3 MindSpore casts the float arguments of
 every Cell method to float16 (graph mode), or every op's inputs inside a
 float16 Cell (PyNative).  So a reducer keeps itself float32 whatever AMP asks
-(`add_flags_recursive`), sizes cross Cell boundaries as int32 token counts
-(exact at any size, and never cast), and every decision (scores, variance,
-threshold test, ranking, the merge weights) is float32 arithmetic in plain
-functions (sums.py).  Only the attention outputs it starts from carry AMP's
-rounding.
+(`add_flags_recursive`: its methods' arguments are cast to float32), sizes
+cross Cell boundaries as int32 token counts (exact at any size, and never
+cast), and every decision (scores, variance, threshold test, ranking, the
+merge weights) is float32 arithmetic (sums.py casts first).  Only the
+attention outputs it starts from carry AMP's rounding.
 
 Each method comes down to the same two moves: gather the tokens that stay
 (`keep`, in output order) and add each merged token into its partner's slot
@@ -122,16 +122,13 @@ class TokenReducer(nn.Cell):
     the index functions `take` and `add` (gather.py; formulations may replace them).
 
     `construct` (what a block calls) computes the decision inputs from attention and runs
-    the method's step function on them; `step` runs the same function on given decision
-    inputs (sizes as float32), for tests.  construct calls only plain functions with
-    float tensors (see the module docstring)."""
+    `step`, the method's step function on given decision inputs (sizes as float32), which
+    tests also drive."""
 
     def __init__(self, r: int, num_tokens: int, num_prefix_tokens: int, trace_source: bool):
         super().__init__()
         self.r = r
-        self.num_tokens = num_tokens
         self.num_out = num_tokens - r
-        self.num_prefix_tokens = num_prefix_tokens
         self.distill_token = num_prefix_tokens == 2
         self.trace_source = trace_source
         self.a_positions, self.b_positions = bipartite_positions(num_tokens)
@@ -150,9 +147,7 @@ class ToMeReducer(TokenReducer):
     """Bipartite soft matching on the attention keys, size-weighted merge."""
 
     def construct(self, x, size, source, k, v, probs):
-        x, size, source, decisions = tome_step(x, size.astype(ms.float32), source, tome_metric(k), self.r,
-                                               self.a_positions, self.b_positions, self.distill_token,
-                                               self.trace_source, self.take, self.add)
+        x, size, source, decisions = self.step(x, size.astype(ms.float32), source, tome_metric(k))
         return x, size.astype(ms.int32), source, decisions
 
     def step(self, x, size, source, metric):
@@ -164,8 +159,7 @@ class PruneReducer(TokenReducer):
     """Drop the r least significant tokens; the rest follow in score order."""
 
     def construct(self, x, size, source, k, v, probs):
-        x, size, source, decisions = prune_step(x, size.astype(ms.float32), source, significance_scores(probs, v),
-                                                self.num_out, self.distill_token, self.trace_source, self.take)
+        x, size, source, decisions = self.step(x, size.astype(ms.float32), source, significance_scores(probs, v))
         return x, size.astype(ms.int32), source, decisions
 
     def step(self, x, size, source, scores):
@@ -183,10 +177,8 @@ class PPTReducer(TokenReducer):
         self.threshold = threshold
 
     def construct(self, x, size, source, k, v, probs):
-        x, size, source, decisions = ppt_step(x, size.astype(ms.float32), source, tome_metric(k),
-                                              significance_scores(probs, v), self.r, self.threshold,
-                                              self.a_positions, self.b_positions, self.distill_token,
-                                              self.trace_source, self.take, self.add)
+        x, size, source, decisions = self.step(x, size.astype(ms.float32), source, tome_metric(k),
+                                               significance_scores(probs, v))
         return x, size.astype(ms.int32), source, decisions
 
     def step(self, x, size, source, metric, scores):
