@@ -11,6 +11,7 @@ import mindspore as ms
 from helpers import numpy_reference as ref
 from ppt_ms.formulations import FusedReducer, fused_step, native
 from ppt_ms.token_reduction import build_reducer
+from ppt_ms.token_reduction.prefix import PrefixTokens
 
 B, H, N, D, C = 4, 2, 21, 8, 12
 
@@ -57,7 +58,7 @@ def mixed_threshold(t):
 
 
 def fused(method, r, distill_token=False, threshold=7e-5):
-    return FusedReducer(build_reducer(method, r, N, 2 if distill_token else 1, threshold=threshold))
+    return FusedReducer(build_reducer(method, r, N, PrefixTokens(distilled=distill_token), threshold=threshold))
 
 
 def fused_reduce(reducer, t):

@@ -1,7 +1,8 @@
 """ViT/DeiT models: registry, timm parameter layout, and logits against the
 independent NumPy reference (tests/numpy_reference.py) in graph and PyNative mode
 (the tiny ViT and its reference weights come from tests/tiny_vit.py)."""
-import re
+import json
+import os
 
 import numpy as np
 import pytest
@@ -9,43 +10,18 @@ import mindspore as ms
 from mindspore.nn.utils import no_init_parameters
 
 from helpers import numpy_reference as ref
+from helpers.paths import DATA
 from ppt_ms.models import create_model, list_models
 from helpers.tiny_vit import TINY, TOLERANCE, build_tiny, reference_logits, tiny_params
 from ppt_ms.models.layers import DropPath
 
 # --------------------------------------------------------------------------- registry and parameter layout
 
-FAMILY = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12), "large": (1024, 16)}
-REQUIRED_NAMES = (
-    ["deit_%s_patch16_224" % s for s in ("tiny", "small", "base")]
-    + ["deit_%s_distilled_patch16_224" % s for s in ("tiny", "small", "base")]
-    + ["deit_base_patch16_384", "vit_quickstart"]
-    + ["vit_%s_patch16_%d" % (s, px) for s in ("tiny", "small", "base", "large") for px in (224, 384)])
-# Parameter counts timm reports for these models (num_classes 1000).
-KNOWN_TIMM_COUNTS = {"deit_tiny_patch16_224": 5_717_416, "deit_small_patch16_224": 22_050_664,
-                     "deit_base_patch16_224": 86_567_656, "deit_small_distilled_patch16_224": 22_436_432,
-                     "vit_large_patch16_224": 304_326_632}
-
-
-def architecture(name: str) -> dict:
-    """The timm architecture a registered name stands for."""
-    if name == "vit_quickstart":
-        return dict(img_size=24, patch_size=4, embed_dim=64, depth=4, num_heads=2, num_classes=10, distilled=False)
-    match = re.fullmatch(r"(deit|vit)_(tiny|small|base|large)(_distilled)?_patch(\d+)_(\d+)", name)
-    assert match, "registered model %r has no recognisable timm name" % name
-    _, size, distilled, patch, img = match.groups()
-    dim, heads = FAMILY[size]
-    return dict(img_size=int(img), patch_size=int(patch), embed_dim=dim, depth=24 if size == "large" else 12,
-                num_heads=heads, num_classes=1000, distilled=bool(distilled))
-
-
-def parameter_count(img_size, patch_size, embed_dim, depth, num_classes, distilled, mlp_ratio=4, **_):
-    """Closed-form parameter count of a timm ViT (weights + biases, learned tokens, heads)."""
-    c, hidden, prefix = embed_dim, int(embed_dim * mlp_ratio), 2 if distilled else 1
-    tokens = (img_size // patch_size) ** 2 + prefix
-    per_block = 2 * c + (3 * c * c + 3 * c) + (c * c + c) + 2 * c + (c * hidden + hidden) + (hidden * c + c)
-    return ((3 * patch_size ** 2 * c + c) + prefix * c + tokens * c + depth * per_block + 2 * c
-            + prefix * (c * num_classes + num_classes))
+# every parameter name and shape of timm 1.0.31's models (num_classes 1000, timm's default input size),
+# written by scripts/timm_reference/state_dict_shapes.py
+with open(os.path.join(DATA, "timm_state_dict_shapes.json")) as _file:
+    TIMM = json.load(_file)["models"]
+REQUIRED_NAMES = sorted(TIMM) + ["vit_quickstart"]
 
 
 def test_registry_has_the_documented_models():
@@ -53,33 +29,27 @@ def test_registry_has_the_documented_models():
     assert not missing
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", sorted(TIMM))
 def test_every_model_has_timm_parameters(name):
-    """Built without allocating weights; names, shapes and geometry equal timm's."""
-    arch = architecture(name)
+    """Built without allocating weights, every model has timm's parameter names and shapes, its
+    default input size, and the prefix tokens its parameters say."""
     with no_init_parameters():
         net = create_model(name)
-    expected = ref.timm_vit_shapes(arch["img_size"], arch["patch_size"], arch["embed_dim"], arch["depth"],
-                                   arch["num_classes"], distilled=arch["distilled"])
+    theirs = {key: tuple(shape) for key, shape in TIMM[name]["state_dict"].items()}
+    assert {n: tuple(p.shape) for n, p in net.parameters_and_names()} == theirs
+    img_size = TIMM[name]["img_size"]
+    grid = img_size[0] // net.patch_embed.patch_size
+    assert net.patch_embed.img_size == img_size[0] and tuple(net.patch_embed.grid_size) == (grid, grid)
+    prefix = sum(theirs.get(key, (0, 0))[1] for key in ("cls_token", "dist_token", "reg_token"))
+    assert net.num_prefix_tokens == prefix and net.num_tokens == grid * grid + prefix
+    assert net.tokens_per_block == [net.num_tokens] * len(net.blocks)
+
+
+def test_quickstart_model_has_timm_parameters():
+    with no_init_parameters():
+        net = create_model("vit_quickstart")
+    expected = ref.timm_vit_shapes(24, 4, 64, 4, 10)
     assert {n: tuple(p.shape) for n, p in net.parameters_and_names()} == expected
-    grid = arch["img_size"] // arch["patch_size"]
-    assert tuple(net.patch_embed.grid_size) == (grid, grid)
-    assert net.num_prefix_tokens == (2 if arch["distilled"] else 1)
-    assert net.num_tokens == grid * grid + net.num_prefix_tokens
-    assert net.embed_dim == arch["embed_dim"] and len(net.blocks) == arch["depth"]
-    assert net.tokens_per_block == [net.num_tokens] * arch["depth"]
-    count = sum(int(np.prod(p.shape)) for p in net.get_parameters())
-    assert count == parameter_count(**arch)
-    if name in KNOWN_TIMM_COUNTS:
-        assert count == KNOWN_TIMM_COUNTS[name]
-
-
-@pytest.mark.parametrize("name", sorted(KNOWN_TIMM_COUNTS))
-def test_known_counts_follow_from_the_architecture(name):
-    arch = architecture(name)
-    shapes = ref.timm_vit_shapes(arch["img_size"], arch["patch_size"], arch["embed_dim"], arch["depth"],
-                                 arch["num_classes"], distilled=arch["distilled"])
-    assert sum(int(np.prod(s)) for s in shapes.values()) == parameter_count(**arch) == KNOWN_TIMM_COUNTS[name]
 
 
 def test_quickstart_model_runs(pynative):

@@ -21,6 +21,7 @@ from ppt_ms.formulations import FusedReducer, prepare
 from ppt_ms.models.attention import Attention
 from ppt_ms.token_reduction import PPTReducer, PruneReducer, ToMeReducer, build_reducer, token_plan, tome_schedule
 from ppt_ms.token_reduction.matching import bipartite_matching, bipartite_positions
+from ppt_ms.token_reduction.prefix import PrefixTokens
 from ppt_ms.token_reduction.pruning import keep_by_score
 from ppt_ms.token_reduction.significance import score_variance, significance_scores
 
@@ -157,8 +158,8 @@ def flat_and_peaked_scores(seed=3):
 
 def reducer(method, r, num_prefix_tokens=1, threshold=7e-5):
     """The library's reduction step for a block receiving N tokens, tracing sources."""
-    return build_reducer(method, r, num_tokens=N, num_prefix_tokens=num_prefix_tokens, trace_source=True,
-                         threshold=threshold)
+    return build_reducer(method, r, num_tokens=N, prefix=PrefixTokens(distilled=num_prefix_tokens == 2),
+                         trace_source=True, threshold=threshold)
 
 
 def run_reducer(cell, tokens, scores):
@@ -185,7 +186,8 @@ def check_against_reference(method, outputs, tokens, scores, r, threshold, disti
 @pytest.mark.parametrize("distill_token", [False, True])
 @pytest.mark.parametrize("r", [1, 5, 7])
 def test_bipartite_matching_and_merge(pynative, tokens, distill_token, r):
-    matching = bipartite_matching(ms.Tensor(tokens["metric"]), r, *bipartite_positions(N), distill_token)
+    matching = bipartite_matching(ms.Tensor(tokens["metric"]), r, *bipartite_positions(N),
+                                  distill_token=distill_token)
     unmerged, src, dst = (t.asnumpy() for t in matching)
     for b in range(B):
         m = ref.bipartite_matching(tokens["metric"][b], r, distill_token)

@@ -60,7 +60,7 @@ class FusedReducer(nn.Cell):
         self.method = "ppt" if isinstance(reducer, PPTReducer) else "tome"
         self.kernel = fused_step(self.method, reducer.num_out)
         threshold = reducer.threshold if self.method == "ppt" else 0.0
-        self.settings = ms.Tensor([threshold, 1.0 if reducer.distill_token else 0.0], ms.float32)
+        self.settings = ms.Tensor([threshold, 1.0 if reducer.prefix.distilled else 0.0], ms.float32)
 
     def construct(self, x, size, source, k, v, probs):
         inputs = (x.astype(ms.float32), size.astype(ms.float32), k.astype(ms.float32))
@@ -71,7 +71,9 @@ class FusedReducer(nn.Cell):
 
 
 def _fused(cell):
-    if type(cell) in (PPTReducer, ToMeReducer) and not cell.trace_source:
+    """The kernel covers a class token with an optional distillation token (DeiT), not registers
+    or models without a class token; those keep MindSpore's ops."""
+    if (type(cell) in (PPTReducer, ToMeReducer) and not cell.trace_source and cell.prefix.protects_class_token):
         return FusedReducer(cell)
     return None
 

@@ -1,4 +1,5 @@
 """Building blocks of a ViT whose parameter names equal timm's state_dict keys."""
+import numpy as np
 import mindspore as ms
 from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, TruncatedNormal, Zero, One
@@ -51,13 +52,42 @@ SQRT_HALF = 0.7071067811865476
 INV_SQRT_2PI = 0.3989422804014327
 
 
-class Mlp(nn.Cell):
-    """fc1 -> exact GELU -> fc2; [B, N, C] -> [B, N, C]."""
+class QuickGELU(nn.Cell):
+    """x * sigmoid(1.702 x), the GELU approximation of OpenAI's CLIP weights (timm's 'quick_gelu')."""
 
-    def __init__(self, dim: int, hidden_dim: int):
+    def construct(self, x):
+        return x * ops.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {"gelu": GELU, "quick_gelu": QuickGELU}
+
+
+def activation(name: str) -> nn.Cell:
+    """The MLP activation by timm's act_layer name."""
+    if name not in ACTIVATIONS:
+        raise ValueError("act_layer %r is not one of %s" % (name, ", ".join(ACTIVATIONS)))
+    return ACTIVATIONS[name]()
+
+
+class LayerScale(nn.Cell):
+    """x * gamma, a learned per-channel scale on a residual branch (CaiT, DeiT III, DINOv2);
+    gamma [C] starts at init_values."""
+
+    def __init__(self, dim: int, init_values: float):
+        super().__init__()
+        self.gamma = Parameter(ms.Tensor(np.full((dim,), init_values, np.float32)), name="gamma")
+
+    def construct(self, x):
+        return x * self.gamma.astype(x.dtype)
+
+
+class Mlp(nn.Cell):
+    """fc1 -> activation (exact GELU by default) -> fc2; [B, N, C] -> [B, N, C]."""
+
+    def __init__(self, dim: int, hidden_dim: int, act_layer: str = "gelu"):
         super().__init__()
         self.fc1 = dense(dim, hidden_dim)
-        self.act = GELU()
+        self.act = activation(act_layer)
         self.fc2 = dense(hidden_dim, dim)
 
     def construct(self, x):
@@ -91,7 +121,7 @@ class PatchEmbed(nn.Cell):
     load as they are.
     """
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int):
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, bias: bool = True):
         super().__init__()
         if img_size % patch_size:
             raise ValueError("img_size %d is not a multiple of patch_size %d" % (img_size, patch_size))
@@ -100,7 +130,7 @@ class PatchEmbed(nn.Cell):
         self.in_chans = in_chans
         self.grid_size = (img_size // patch_size, img_size // patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.proj = PatchProjection(in_chans, dim, patch_size)
+        self.proj = PatchProjection(in_chans, dim, patch_size, bias)
 
     def construct(self, x):
         b = x.shape[0]
@@ -111,16 +141,21 @@ class PatchEmbed(nn.Cell):
 
 
 class PatchProjection(nn.Cell):
-    """Flattened patches [M, 3*p*p] -> [M, C] with a conv kernel [C, 3, p, p] and bias [C]."""
+    """Flattened patches [M, 3*p*p] -> [M, C] with a conv kernel [C, 3, p, p] and bias [C]
+    (none in CLIP, whose patch embedding has no bias)."""
 
-    def __init__(self, in_chans: int, dim: int, patch_size: int):
+    def __init__(self, in_chans: int, dim: int, patch_size: int, bias: bool = True):
         super().__init__()
         self.weight = Parameter(initializer(TruncatedNormal(0.02), (dim, in_chans, patch_size, patch_size),
                                             ms.float32), name="weight")
-        self.bias = Parameter(initializer(Zero(), (dim,), ms.float32), name="bias")
+        self.has_bias = bias
+        self.bias = Parameter(initializer(Zero(), (dim,), ms.float32), name="bias") if bias else None
         self.matmul = ops.MatMul(transpose_b=True)
         self.bias_add = ops.BiasAdd()
 
     def construct(self, patches):
         kernel = self.weight.reshape(self.weight.shape[0], -1).astype(patches.dtype)
-        return self.bias_add(self.matmul(patches, kernel), self.bias.astype(patches.dtype))
+        out = self.matmul(patches, kernel)
+        if self.has_bias:
+            out = self.bias_add(out, self.bias.astype(patches.dtype))
+        return out

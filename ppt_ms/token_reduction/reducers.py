@@ -24,17 +24,16 @@ Each method comes down to the same two moves: gather the tokens that stay
 or the pooling `keep` indices, and switches the merges off for pruned images,
 so the big tensors are gathered once whatever the branch.
 """
+import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
 from .gather import add_into, take_tokens
 from .matching import bipartite_matching, bipartite_positions, merge_layout
+from .prefix import PrefixTokens
 from .pruning import keep_by_score
 from .significance import score_variance, significance_scores
 from .sums import sum_heads
-
-DISTILL_SCORE = 1.5  # ranks the distillation token second, right after CLS (2)
-
 
 def merge_tokens(x, size, source, keep, src_pos, dst_slot, active, trace_source: bool, take=take_tokens,
                  add=add_into):
@@ -70,18 +69,26 @@ def tome_metric(k):
     return sum_heads(k)
 
 
-def pooling_plan(metric, r: int, a_positions, b_positions, distill_token: bool):
+def pooling_plan(metric, r: int, matching):
     """ToMe's matching as positions: (keep [B, N - r], src_pos [B, r], dst_slot [B, r]).
+    `matching` is a reducer's (a_positions, b_positions, class_token, distill_token, unmatched).
     Decisions carry no gradient (ToMe matches under torch.no_grad)."""
-    unmerged, src, dst = bipartite_matching(ops.stop_gradient(metric), r, a_positions, b_positions, distill_token)
-    return merge_layout(unmerged, src, dst, b_positions, distill_token)
+    a_positions, b_positions, class_token, distill_token, unmatched = matching
+    unmerged, src, dst = bipartite_matching(ops.stop_gradient(metric), r, a_positions, b_positions, class_token,
+                                            distill_token)
+    return merge_layout(unmerged, src, dst, b_positions, distill_token, unmatched)
 
 
-def pruning_plan(scores, num_out: int, distill_token: bool):
-    """The `num_out` tokens to keep, best first; a distillation token ranks right after CLS."""
+def pruning_plan(scores, num_out: int, prefix_rank):
+    """The `num_out` tokens to keep, best first.  prefix_rank [P]: scores above any other,
+    descending, that put the P prefix tokens first in their order (None: the class token
+    alone, already first by its score)."""
     scores = ops.stop_gradient(scores)
-    if distill_token:
-        scores = ops.concat((scores[:, :1], ops.full_like(scores[:, :1], DISTILL_SCORE), scores[:, 2:]), axis=1)
+    if prefix_rank is not None:
+        b, n = scores.shape
+        p = prefix_rank.shape[0]
+        scores = ops.concat((ops.broadcast_to(prefix_rank.reshape(1, p), (b, p)), ops.narrow(scores, 1, p, n - p)),
+                            axis=1)
     return keep_by_score(scores, num_out)
 
 
@@ -89,49 +96,56 @@ def no_decisions(x):
     return ops.zeros((x.shape[0], 2), ms.float32)
 
 
-def tome_step(x, size, source, metric, r, a_positions, b_positions, distill_token, trace_source, take, add):
+def tome_step(x, size, source, metric, r, matching, trace_source, take, add):
     """Merge the r best-matched tokens -> (x, size, source, decisions)."""
-    keep, src_pos, dst_slot = pooling_plan(metric, r, a_positions, b_positions, distill_token)
+    keep, src_pos, dst_slot = pooling_plan(metric, r, matching)
     x, size, source = merge_tokens(x, size, source, keep, src_pos, dst_slot, None, trace_source, take, add)
     return x, size, source, no_decisions(x)
 
 
-def prune_step(x, size, source, scores, num_out, distill_token, trace_source, take):
+def prune_step(x, size, source, scores, num_out, prefix_rank, trace_source, take):
     """Keep the num_out most significant tokens -> (x, size, source, decisions)."""
-    keep = pruning_plan(scores, num_out, distill_token)
+    keep = pruning_plan(scores, num_out, prefix_rank)
     if trace_source:
         source = take(source, keep)
     return take(x, keep), take(size, keep), source, no_decisions(x)
 
 
-def ppt_step(x, size, source, metric, scores, r, threshold, a_positions, b_positions, distill_token, trace_source,
+def ppt_step(x, size, source, metric, scores, r, threshold, matching, scored_from, prefix_rank, trace_source,
              take, add):
     """Per image: pool if the variance of its scores is below `threshold`, else prune
     -> (x, size, source, decisions [B, 2] = (1 if pooled, variance))."""
-    variance = score_variance(ops.stop_gradient(scores))
+    variance = score_variance(ops.stop_gradient(scores), scored_from)
     pooled = variance < threshold
-    keep_pool, src_pos, dst_slot = pooling_plan(metric, r, a_positions, b_positions, distill_token)
-    keep = ops.where(pooled.reshape(-1, 1), keep_pool, pruning_plan(scores, keep_pool.shape[1], distill_token))
+    keep_pool, src_pos, dst_slot = pooling_plan(metric, r, matching)
+    keep = ops.where(pooled.reshape(-1, 1), keep_pool, pruning_plan(scores, keep_pool.shape[1], prefix_rank))
     x, size, source = merge_tokens(x, size, source, keep, src_pos, dst_slot, pooled.astype(ms.float32),
                                    trace_source, take, add)
     return x, size, source, ops.stack((pooled.astype(ms.float32), variance), axis=1)
 
 
 class TokenReducer(nn.Cell):
-    """What every reducer knows: r, the tokens it receives and leaves, its prefix tokens and
-    the index functions `take` and `add` (gather.py; formulations may replace them).
+    """What every reducer knows: r, the tokens it receives and leaves, its prefix tokens
+    (prefix.py) and the index functions `take` and `add` (gather.py; formulations may
+    replace them).
 
     `construct` (what a block calls) computes the decision inputs from attention and runs
     `step`, the method's step function on given decision inputs (sizes as float32), which
     tests also drive."""
 
-    def __init__(self, r: int, num_tokens: int, num_prefix_tokens: int, trace_source: bool):
+    def __init__(self, r: int, num_tokens: int, prefix: PrefixTokens, trace_source: bool):
         super().__init__()
         self.r = r
         self.num_out = num_tokens - r
-        self.distill_token = num_prefix_tokens == 2
+        self.prefix = prefix
         self.trace_source = trace_source
-        self.a_positions, self.b_positions = bipartite_positions(num_tokens)
+        start = prefix.matched_from
+        a_positions, b_positions = bipartite_positions(num_tokens, start)
+        unmatched = ms.Tensor(np.arange(start, dtype=np.int32)) if start else None
+        self.matching = (a_positions, b_positions, prefix.protects_class_token, prefix.distilled, unmatched)
+        self.scored_from = prefix.scored_from
+        self.prefix_rank = (ms.Tensor(np.arange(prefix.count + 1, 1, -1, dtype=np.float32))
+                            if prefix.count > 1 else None)
         self.take = take_tokens
         self.add = add_into
 
@@ -151,19 +165,19 @@ class ToMeReducer(TokenReducer):
         return x, size.astype(ms.int32), source, decisions
 
     def step(self, x, size, source, metric):
-        return tome_step(x, size, source, metric, self.r, self.a_positions, self.b_positions, self.distill_token,
-                         self.trace_source, self.take, self.add)
+        return tome_step(x, size, source, metric, self.r, self.matching, self.trace_source, self.take, self.add)
 
 
 class PruneReducer(TokenReducer):
     """Drop the r least significant tokens; the rest follow in score order."""
 
     def construct(self, x, size, source, k, v, probs):
-        x, size, source, decisions = self.step(x, size.astype(ms.float32), source, significance_scores(probs, v))
+        x, size, source, decisions = self.step(x, size.astype(ms.float32), source,
+                                               significance_scores(probs, v, self.scored_from))
         return x, size.astype(ms.int32), source, decisions
 
     def step(self, x, size, source, scores):
-        return prune_step(x, size, source, scores, self.num_out, self.distill_token, self.trace_source, self.take)
+        return prune_step(x, size, source, scores, self.num_out, self.prefix_rank, self.trace_source, self.take)
 
 
 class PPTReducer(TokenReducer):
@@ -172,31 +186,39 @@ class PPTReducer(TokenReducer):
     so each image picks its branch's indices with `where` and the batch keeps
     one shape."""
 
-    def __init__(self, r: int, num_tokens: int, num_prefix_tokens: int, trace_source: bool, threshold: float):
-        super().__init__(r, num_tokens, num_prefix_tokens, trace_source)
+    def __init__(self, r: int, num_tokens: int, prefix: PrefixTokens, trace_source: bool, threshold: float):
+        super().__init__(r, num_tokens, prefix, trace_source)
         self.threshold = threshold
 
     def construct(self, x, size, source, k, v, probs):
         x, size, source, decisions = self.step(x, size.astype(ms.float32), source, tome_metric(k),
-                                               significance_scores(probs, v))
+                                               significance_scores(probs, v, self.scored_from))
         return x, size.astype(ms.int32), source, decisions
 
     def step(self, x, size, source, metric, scores):
-        return ppt_step(x, size, source, metric, scores, self.r, self.threshold, self.a_positions, self.b_positions,
-                        self.distill_token, self.trace_source, self.take, self.add)
+        return ppt_step(x, size, source, metric, scores, self.r, self.threshold, self.matching, self.scored_from,
+                        self.prefix_rank, self.trace_source, self.take, self.add)
 
 
 REDUCERS = {"tome": ToMeReducer, "prune": PruneReducer, "ppt": PPTReducer}
 
 
-def build_reducer(method: str, r: int, num_tokens: int, num_prefix_tokens: int = 1, trace_source: bool = False,
-                  threshold: float = 7e-5):
+def build_reducer(method: str, r: int, num_tokens: int, prefix: PrefixTokens = PrefixTokens(),
+                  trace_source: bool = False, threshold: float = 7e-5):
     """The reducer Cell for one block of a token plan (a block receiving
     `num_tokens` tokens), or None when it keeps all tokens."""
     if method == "none" or r <= 0:
         return None
     if method not in REDUCERS:
         raise ValueError("unknown token reduction method %r" % method)
+    if method in ("ppt", "prune") and not prefix.class_token:
+        raise ValueError(SIGNIFICANCE_NEEDS_CLASS_TOKEN % method)
     if method == "ppt":
-        return PPTReducer(r, num_tokens, num_prefix_tokens, trace_source, threshold)
-    return REDUCERS[method](r, num_tokens, num_prefix_tokens, trace_source)
+        return PPTReducer(r, num_tokens, prefix, trace_source, threshold)
+    return REDUCERS[method](r, num_tokens, prefix, trace_source)
+
+
+SIGNIFICANCE_NEEDS_CLASS_TOKEN = (
+    "token_reduction.method %s ranks tokens by PPT's significance, the class token's attention to each token "
+    "(times its value norm), and this model has no class token (e.g. SigLIP, which pools all tokens); use method "
+    "tome, which needs no class token")
