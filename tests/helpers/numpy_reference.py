@@ -8,6 +8,13 @@ state_dict names.
 
 Shapes (one image): x [N, C] tokens, token 0 is CLS (token 1 the distillation
 token of a distilled DeiT); size [N, 1]; source [N, N0]; H heads of width d.
+
+The families beyond DeiT (`Architecture`): registers after the class token, LayerScale,
+a LayerNorm before the blocks, QuickGELU, a position embedding for the patches only, mean
+pooling.  With registers, token reduction leaves the P prefix tokens (class token and
+registers) alone: ToMe's matching runs on the patch tokens by themselves, as ToMe's code runs
+it without a class token (unmerged tokens stay ranked by their best match); PPT scores the
+patch tokens by the class token's attention, and pruning keeps the prefix first.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -92,6 +99,11 @@ def gelu(x):
     return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
 
 
+def quick_gelu(x):
+    """OpenAI CLIP's x * sigmoid(1.702 x)."""
+    return x / (1.0 + np.exp(-1.702 * x))
+
+
 def linear(x, weight, bias):
     return x @ weight.T + bias
 
@@ -134,19 +146,20 @@ def attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads: int, size=None) -> Att
 
 # --------------------------------------------------------------------------- PPT significance
 
-def significance_scores(probs, v):
+def significance_scores(probs, v, registers: int = 0):
     """ATS significance: s_j = sum_h probs[h, 0, j] * ||v_j|| (v_j all heads
-    concatenated), CLS dropped, the rest normalised to sum 1, CLS set to 2.
-    probs [H, N, N], v [H, N, d] -> [N]."""
+    concatenated), CLS and registers dropped, the rest normalised to sum 1, CLS and
+    registers set to 2.  probs [H, N, N], v [H, N, d] -> [N]."""
+    first = 1 + registers
     value_norm = np.sqrt((v ** 2).sum(axis=2).sum(axis=0))
     raw = probs[:, 0, :].sum(axis=0) * value_norm
-    patches = raw[1:] / raw[1:].sum()
-    return np.concatenate([[CLS_SCORE], patches])
+    patches = raw[first:] / raw[first:].sum()
+    return np.concatenate([[CLS_SCORE] * first, patches])
 
 
-def score_variance(scores, ddof: int = 1) -> float:
-    """Variance of the non-CLS scores; PPT uses the unbiased one (ddof=1)."""
-    patches = scores[1:]
+def score_variance(scores, ddof: int = 1, registers: int = 0) -> float:
+    """Variance of the scores after CLS and registers; PPT uses the unbiased one (ddof=1)."""
+    patches = scores[1 + registers:]
     return float(((patches - patches.mean()) ** 2).sum() / (len(patches) - ddof))
 
 
@@ -159,20 +172,24 @@ class Matching:
     dst: np.ndarray       # B index each src merges into
 
 
-def bipartite_matching(metric, r: int, distill_token: bool = False) -> Matching:
+def bipartite_matching(metric, r: int, distill_token: bool = False, class_token: bool = True) -> Matching:
     """ToMe's bipartite soft matching of one image: metric [N, d]; A = even
-    tokens, B = odd tokens.  CLS (A 0) never merges; nothing merges into the
-    distillation token (B 0).  Ties in edge strength keep A order."""
+    tokens, B = odd tokens.  With a class token, CLS (A 0) never merges and the
+    unmerged A tokens are put back in order; without, they stay ranked by their
+    best match.  Nothing merges into the distillation token (B 0).  Ties in edge
+    strength keep A order."""
     m = metric / np.linalg.norm(metric, axis=-1, keepdims=True)
     similarity = m[0::2] @ m[1::2].T
-    similarity[0, :] = -np.inf
+    if class_token:
+        similarity[0, :] = -np.inf
     if distill_token:
         similarity[:, 0] = -np.inf
     best = similarity.max(axis=1)
     partner = similarity.argmax(axis=1)
     by_strength = np.argsort(-best, kind="stable")
     src = by_strength[:r]
-    return Matching(np.sort(by_strength[r:]), src, partner[src])
+    unmerged = np.sort(by_strength[r:]) if class_token else by_strength[r:]
+    return Matching(unmerged, src, partner[src])
 
 
 def merge(t, matching: Matching, distill_token: bool = False, reduce: str = "sum"):
@@ -197,14 +214,13 @@ def merge_weighted(x, size, matching: Matching, distill_token: bool = False):
 
 # --------------------------------------------------------------------------- pruning
 
-def prune_order(scores, keep: int, distill_token: bool = False):
+def prune_order(scores, keep: int, distill_token: bool = False, prefix: int = 1):
     """Indices of the `keep` most significant tokens, most significant first
     (CLS first by its constant score; the distillation token second when
-    protected).  Equal scores keep token order."""
-    ranked = np.argsort(-np.asarray(scores), kind="stable")
-    if distill_token:
-        ranked = np.concatenate([[0, 1], ranked[(ranked != 0) & (ranked != 1)]])
-    return ranked[:keep]
+    protected; the `prefix` tokens first in their order).  Equal scores keep token order."""
+    first = max(prefix, 2 if distill_token else 1)
+    ranked = first + np.argsort(-np.asarray(scores)[first:], kind="stable")
+    return np.concatenate([np.arange(first), ranked])[:keep]
 
 
 # --------------------------------------------------------------------------- schedules
@@ -279,70 +295,103 @@ class ImageTrace:
     block_outputs: List[np.ndarray] = field(default_factory=list)
 
 
+@dataclass
+class Architecture:
+    """What timm's VisionTransformer options change in the forward pass (the prefix tokens and
+    LayerScale follow from the parameters: cls_token, dist_token, reg_token, blocks.*.ls1.gamma)."""
+    act: str = "gelu"              # or "quick_gelu"
+    norm_eps: float = LN_EPS
+    no_embed_class: bool = False   # the position embedding covers the patches only
+    global_pool: str = "token"     # or "avg": the mean of the tokens after the prefix, then fc_norm if present
+
+
 def reduce_tokens(method: str, x, size, source, metric, scores, r: int, threshold: float,
-                  distill_token: bool):
-    """One image's reduction step -> (x, size, source, pooled or None, variance or None)."""
+                  distill_token: bool, prefix: int = 1, registers: int = 0, class_token: bool = True):
+    """One image's reduction step -> (x, size, source, pooled or None, variance or None).
+    With registers the `prefix` tokens stay as they are and the rest are matched on their own."""
     if method == "tome":
         pooled, variance = True, None
     elif method == "prune":
         pooled, variance = False, None
     else:
-        variance = score_variance(scores)
+        variance = score_variance(scores, registers=registers)
         pooled = variance < threshold
     if pooled:
-        matching = bipartite_matching(metric, r, distill_token)
-        x, new_size = merge_weighted(x, size, matching, distill_token)
-        source = merge(source, matching, distill_token, reduce="max")
-        size = new_size
+        kept = prefix if registers else 0
+        matching = bipartite_matching(metric[kept:], r, distill_token, class_token and not registers)
+        merged, new_size = merge_weighted(x[kept:], size[kept:], matching, distill_token)
+        x = np.concatenate([x[:kept], merged])
+        source = np.concatenate([source[:kept], merge(source[kept:], matching, distill_token, reduce="max")])
+        size = np.concatenate([size[:kept], new_size])
     else:
-        keep = prune_order(scores, len(x) - r, distill_token)
+        keep = prune_order(scores, len(x) - r, distill_token, prefix)
         x, size, source = x[keep], size[keep], source[keep]
     return x, size, source, (pooled if method == "ppt" else None), variance
 
 
 def forward_image(params: Dict[str, np.ndarray], image, num_heads: int,
-                  reduction: Optional[Reduction] = None) -> ImageTrace:
-    """The ViT/DeiT forward pass of one image [3, H, W] with token reduction."""
-    reduction = reduction or Reduction()
+                  reduction: Optional[Reduction] = None, arch: Optional[Architecture] = None) -> ImageTrace:
+    """The ViT forward pass of one image [3, H, W] with token reduction."""
+    reduction, arch = reduction or Reduction(), arch or Architecture()
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     distilled = "dist_token" in p
+    class_token = "cls_token" in p
+    registers = p["reg_token"].shape[1] if "reg_token" in p else 0
     depth = len({k.split(".")[1] for k in p if k.startswith("blocks.")})
-    protected = 2 if distilled else 1
+    protected = int(class_token) + int(distilled) + registers
     schedule = reduction.schedule(depth)
+    act = quick_gelu if arch.act == "quick_gelu" else gelu
 
-    prefix = [p["cls_token"][0]] + ([p["dist_token"][0]] if distilled else [])
-    x = np.concatenate(prefix + [patch_embed(np.asarray(image, np.float64), p["patch_embed.proj.weight"],
-                                             p["patch_embed.proj.bias"])]) + p["pos_embed"][0]
+    def norm(x, name):
+        return layer_norm(x, p[name + ".weight"], p[name + ".bias"], arch.norm_eps)
+
+    prefix = [p[k][0] for k in ("cls_token", "dist_token", "reg_token") if k in p]
+    patches = patch_embed(np.asarray(image, np.float64), p["patch_embed.proj.weight"],
+                          p.get("patch_embed.proj.bias", 0.0))
+    if arch.no_embed_class:
+        x = np.concatenate(prefix + [patches + p["pos_embed"][0]])
+    else:
+        x = np.concatenate(prefix + [patches]) + p["pos_embed"][0]
+    if "norm_pre.weight" in p:
+        x = norm(x, "norm_pre")
     n0 = len(x)
     size, source = np.ones((n0, 1)), np.eye(n0)
     trace = ImageTrace()
     for i in range(depth):
         b = "blocks.%d." % i
-        att = attention(layer_norm(x, p[b + "norm1.weight"], p[b + "norm1.bias"]),
-                        p[b + "attn.qkv.weight"], p[b + "attn.qkv.bias"],
+        gamma1, gamma2 = p.get(b + "ls1.gamma", 1.0), p.get(b + "ls2.gamma", 1.0)
+        att = attention(norm(x, b + "norm1"), p[b + "attn.qkv.weight"], p[b + "attn.qkv.bias"],
                         p[b + "attn.proj.weight"], p[b + "attn.proj.bias"], num_heads,
                         size if reduction.prop_attn else None)
-        x = x + att.out
+        x = x + gamma1 * att.out
         r = applied_r(schedule[i], len(x), protected)
         if r > 0:
-            scores = significance_scores(att.probs, att.v)
+            scores = significance_scores(att.probs, att.v, registers) if class_token else None
             x, size, source, pooled, variance = reduce_tokens(
-                reduction.method, x, size, source, att.k.mean(axis=0), scores, r, reduction.threshold, distilled)
+                reduction.method, x, size, source, att.k.mean(axis=0), scores, r, reduction.threshold, distilled,
+                protected, registers, class_token)
             if pooled is not None:
                 trace.pooled[i], trace.variance[i] = pooled, variance
-        hidden = gelu(linear(layer_norm(x, p[b + "norm2.weight"], p[b + "norm2.bias"]),
-                             p[b + "mlp.fc1.weight"], p[b + "mlp.fc1.bias"]))
-        x = x + linear(hidden, p[b + "mlp.fc2.weight"], p[b + "mlp.fc2.bias"])
+        hidden = act(linear(norm(x, b + "norm2"), p[b + "mlp.fc1.weight"], p[b + "mlp.fc1.bias"]))
+        x = x + gamma2 * linear(hidden, p[b + "mlp.fc2.weight"], p[b + "mlp.fc2.bias"])
         trace.tokens_per_block.append(len(x))
         trace.block_outputs.append(x)
-    x = layer_norm(x, p["norm.weight"], p["norm.bias"])
-    logits = linear(x[0], p["head.weight"], p["head.bias"])
+    if "norm.weight" in p:
+        x = norm(x, "norm")
+    if arch.global_pool == "avg":
+        pooled_tokens = x[protected:].mean(axis=0)
+        if "fc_norm.weight" in p:
+            pooled_tokens = norm(pooled_tokens, "fc_norm")
+        logits = linear(pooled_tokens, p["head.weight"], p["head.bias"])
+    else:
+        logits = linear(x[0], p["head.weight"], p["head.bias"])
     if distilled:
         logits = (logits + linear(x[1], p["head_dist.weight"], p["head_dist.bias"])) / 2
     trace.logits, trace.size, trace.source = logits, size, source
     return trace
 
 
-def forward(params, images, num_heads: int, reduction: Optional[Reduction] = None) -> List[ImageTrace]:
+def forward(params, images, num_heads: int, reduction: Optional[Reduction] = None,
+            arch: Optional[Architecture] = None) -> List[ImageTrace]:
     """forward_image for every image of a batch [B, 3, H, W]."""
-    return [forward_image(params, image, num_heads, reduction) for image in images]
+    return [forward_image(params, image, num_heads, reduction, arch) for image in images]
