@@ -20,11 +20,15 @@ def error_line(error: BaseException) -> str:
     return "error: %s" % (lines[0] if lines else type(error).__name__)
 
 
-def run_tool(work: Callable[[], object]) -> int:
-    """Run a tool's `work`; 0 when it returns, 1 after printing the error line of an INPUT_ERRORS."""
+def run_tool(work: Callable[[], object], verbose: bool = False) -> int:
+    """Run a tool's `work`; 0 when it returns, 1 after printing the error line of an INPUT_ERRORS
+    (with `verbose`, then the error's details, one per line)."""
     try:
         work()
     except INPUT_ERRORS as error:
         print(error_line(error), file=sys.stderr)
+        if verbose:
+            for line in getattr(error, "details", ()):
+                print("  " + line, file=sys.stderr)
         return 1
     return 0

@@ -2,7 +2,6 @@
 import importlib.util
 import json
 import logging
-import math
 import os
 import struct
 import subprocess
@@ -19,7 +18,9 @@ from helpers.conformance_data import FULL as CONFORMANCE
 from ppt_ms.checkpoint import (CheckpointError, load_pretrained, read_state_dict, resize_pos_embed,
                                save_checkpoint_atomic)
 from ppt_ms.checkpoint import saving
-from helpers.paths import ROOT
+from ppt_ms.models import create_model
+from mindspore.nn.utils import no_init_parameters
+from helpers.paths import DATA, ROOT, load_tool
 
 REAL_PTH = CONFORMANCE / "deit_tiny_patch16_224.pth"
 needs_conformance = pytest.mark.skipif(not REAL_PTH.exists(), reason="conformance data not available")
@@ -61,7 +62,7 @@ class TinyViT(nn.Cell):
 
     def __init__(self, grid=(4, 4), dim=8, num_classes=5, distilled=False):
         super().__init__()
-        self.num_prefix_tokens = 2 if distilled else 1
+        self.num_prefix_tokens = self.pos_embed_prefix_tokens = 2 if distilled else 1
         self.patch_embed = PatchEmbed(grid, dim)
         tokens = self.num_prefix_tokens + grid[0] * grid[1]
         self.cls_token = Parameter(Tensor(np.zeros((1, 1, dim), np.float32)), name="cls_token")
@@ -87,69 +88,25 @@ def net_arrays(net):
 
 
 # ----------------------------------------------------------------------------------------------
-# Independent bicubic reference: scalar loops over the Keys kernel in polynomial form
+# position embedding resampling against timm 1.x (scripts/timm_reference/pos_embed_resample.py)
 
-def keys_kernel(d, a=-0.75):
-    d = abs(d)
-    if d <= 1:
-        return (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1
-    if d < 2:
-        return a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a
-    return 0.0
+RESAMPLED = np.load(DATA / "timm_pos_embed_resample.npz")
 
 
-def bicubic_reference(grid, out_h, out_w):
-    """torch F.interpolate(bicubic, align_corners=False) on an [H, W, C] grid, one output at a time."""
-    h, w, _ = grid.shape
-    out = np.zeros((out_h, out_w, grid.shape[2]))
-    for i in range(out_h):
-        y = (i + 0.5) * h / out_h - 0.5
-        for j in range(out_w):
-            x = (j + 0.5) * w / out_w - 0.5
-            for m in range(math.floor(y) - 1, math.floor(y) + 3):
-                for n in range(math.floor(x) - 1, math.floor(x) + 3):
-                    weight = keys_kernel(y - m) * keys_kernel(x - n)
-                    out[i, j] += weight * grid[min(max(m, 0), h - 1), min(max(n, 0), w - 1)]
-    return out
+@pytest.mark.parametrize("index", range(len([k for k in RESAMPLED.files if k.endswith("_case")])))
+def test_resize_equals_timm(index):
+    """Shrinking (DINOv2's 37 x 37 grid to 16 x 16), growing and uneven grids, with 0-5 prefix tokens."""
+    *grids, prefix = RESAMPLED["%d_case" % index].tolist()
+    got = resize_pos_embed(RESAMPLED["%d_input" % index], prefix, grids[2:])
+    np.testing.assert_allclose(got, RESAMPLED["%d_output" % index], rtol=0, atol=2e-6)  # torch: float32
 
 
-def test_bicubic_matches_torch_on_a_known_case():
-    # torch.nn.functional.interpolate(torch.tensor([[[[1., 2.], [3., 4.]]]]), scale_factor=2,
-    #                                 mode="bicubic", align_corners=False)[0, 0, 0]
-    pos = np.array([[[0.0], [1.0], [2.0], [3.0], [4.0]]], np.float32)  # prefix 0, grid [[1, 2], [3, 4]]
-    got = resize_pos_embed(pos, 1, (4, 4))[0, 1:, 0].reshape(4, 4)
-    assert got[0].tolist() == [0.68359375, 1.015625, 1.5625, 1.89453125]
-    assert np.array_equal(got, bicubic_reference(pos[0, 1:].reshape(2, 2, 1), 4, 4)[..., 0])
-
-
-@pytest.mark.parametrize("old, new", [((14, 14), (16, 16)), ((7, 7), (5, 9)), ((3, 3), (8, 2))])
-def test_resize_matches_the_loop_reference(old, new):
-    rng = np.random.default_rng(4)
-    grid = rng.standard_normal(old + (3,))
-    pos = np.concatenate([np.full((1, 1, 3), 9.0), grid.reshape(1, -1, 3)], axis=1)
-    got = resize_pos_embed(pos, 1, new)
-    assert got.shape == (1, 1 + new[0] * new[1], 3)
-    np.testing.assert_allclose(got[0, 1:].reshape(new + (3,)), bicubic_reference(grid, *new), rtol=0, atol=1e-12)
-
-
-def test_resize_identity_constant_and_linear_ramp():
+def test_resize_keeps_an_equal_grid_and_a_constant():
     rng = np.random.default_rng(5)
     grid = rng.standard_normal((1, 2 + 36, 4)).astype(np.float32)
     assert np.array_equal(resize_pos_embed(grid, 2, (6, 6)), grid)
-
     constant = np.full((1, 1 + 49, 2), 0.375, np.float64)
     np.testing.assert_allclose(resize_pos_embed(constant, 1, (11, 5)), np.full((1, 1 + 55, 2), 0.375), atol=1e-14)
-
-    # With a = -0.75 cubic convolution reproduces a linear ramp only where its taps are
-    # symmetric (offset 1/2, e.g. halving the grid) and none is clamped at the border;
-    # elsewhere it does not (only a = -0.5 reproduces all linear functions).
-    rows, cols = np.meshgrid(np.arange(12.0), np.arange(12.0), indexing="ij")
-    ramp = (2.0 * rows - 0.5 * cols + 1.0)[..., None]
-    out = resize_pos_embed(np.concatenate([np.zeros((1, 1, 1)), ramp.reshape(1, -1, 1)], axis=1), 1, (6, 6))
-    out = out[0, 1:, 0].reshape(6, 6)
-    source = (np.arange(6) + 0.5) * 2 - 0.5
-    expected = 2.0 * source[:, None] - 0.5 * source[None, :] + 1.0
-    np.testing.assert_allclose(out[1:5, 1:5], expected[1:5, 1:5], rtol=0, atol=1e-12)
 
 
 def test_resize_rejects_a_non_square_grid():
@@ -179,7 +136,7 @@ def test_all_problems_reported_in_one_error_and_nothing_written():
     state["patch_embed.proj.bias"] = np.zeros(8, np.int64)
     with pytest.raises(CheckpointError) as error:
         load_pretrained(net, state)
-    message = str(error.value)
+    message = str(error.value) + "\n".join(error.value.details)
     for expected in ("6 problem(s)", "missing in checkpoint: blocks.1.norm1.bias", "missing in checkpoint: cls_token",
                      "unexpected in checkpoint: blocks.2.attn.qkv.weight (24, 8)",
                      "blocks.0.attn.qkv.weight: checkpoint (16, 8) vs network (24, 8)",
@@ -233,8 +190,21 @@ def test_pos_embed_from_14x14_to_16x16_keeps_prefix_tokens(distilled):
     assert report.resized == {"pos_embed": ((1, prefix + 196, 4), (1, prefix + 256, 4))}
     pos = net.pos_embed.asnumpy()
     assert np.array_equal(pos[:, :prefix], state["pos_embed"][:, :prefix])
-    reference = bicubic_reference(state["pos_embed"][0, prefix:].reshape(14, 14, 4).astype(np.float64), 16, 16)
-    np.testing.assert_allclose(pos[0, prefix:].reshape(16, 16, 4), reference, rtol=0, atol=2e-6)
+    np.testing.assert_array_equal(pos, resize_pos_embed(state["pos_embed"], prefix, (16, 16)))
+
+
+def test_dinov2_weights_at_another_size_resample_the_patch_positions_as_timm():
+    """DINOv2's position embedding covers the patches only (no prefix entries): a 37 x 37 grid
+    (518 px) loaded into a model at 16 x 16 gives timm's resampled embedding."""
+    with no_init_parameters():
+        net = create_model("vit_small_patch14_reg4_dinov2", img_size=16 * 7, patch_size=7, embed_dim=3, depth=1,
+                           num_heads=1)
+    state = {name: np.zeros(p.shape, np.float32) for name, p in net.parameters_and_names()}
+    state["pos_embed"] = RESAMPLED["0_input"]
+    assert RESAMPLED["0_case"].tolist() == [37, 37, 16, 16, 0]
+    report = load_pretrained(net, state)
+    assert report.resized == {"pos_embed": ((1, 37 * 37, 3), (1, 16 * 16, 3))}
+    np.testing.assert_allclose(net.pos_embed.asnumpy(), RESAMPLED["0_output"], rtol=0, atol=1e-6)
 
 
 def test_bookkeeping_scalars_are_ignored_and_reported():
@@ -420,12 +390,34 @@ def test_convert_tool_loads_real_deit_into_the_model(tmp_path):
 
 @needs_conformance
 def test_real_deit_at_another_resolution_gets_a_resized_pos_embed():
-    from ppt_ms.models import create_model
     net = create_model("deit_tiny_patch16_224", img_size=256)
     state = read_state_dict(REAL_PTH)
     report = load_pretrained(net, state)
     assert report.resized == {"pos_embed": ((1, 197, 192), (1, 257, 192))}
     pos = net.pos_embed.asnumpy()
     assert np.array_equal(pos[:, :1], state["pos_embed"][:, :1])
-    grid = state["pos_embed"][0, 1:].reshape(14, 14, 192)[:, :, :8].astype(np.float64)  # 8 channels suffice
-    np.testing.assert_allclose(pos[0, 1:, :8].reshape(16, 16, 8), bicubic_reference(grid, 16, 16), atol=2e-6)
+    np.testing.assert_array_equal(pos, resize_pos_embed(state["pos_embed"], 1, (16, 16)))
+
+
+def test_a_checkpoint_of_another_model_is_explained_in_one_line(tmp_path, capsys):
+    """A DeiT-Tiny checkpoint given to the quick-start model: one line that says what the checkpoint
+    is (and its likely name), what the network expects and a few example keys; --verbose adds all."""
+    from safetensors.numpy import save_file as save_safetensors
+    with no_init_parameters():
+        deit = create_model("deit_tiny_patch16_224")
+    path = tmp_path / "deit_tiny.safetensors"
+    save_safetensors({n: np.zeros(p.shape, np.float32) for n, p in deit.parameters_and_names()}, str(path))
+    convert = load_tool("convert")
+    argv = ["--src", str(path), "--dst", str(tmp_path / "out.ckpt"), "--model", "vit_quickstart"]
+    assert convert.main(argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 1000
+    for fragment in ("does not fit the network", "12 blocks of width 192, 14 x 14 patches of 16 px (224 px)",
+                     "likely deit_tiny_patch16_224", "The network: 4 blocks of width 64, 6 x 6 patches of 4 px",
+                     "E.g. ", "more (all of them: --verbose"):
+        assert fragment in lines[0]
+    assert convert.main(argv + ["--verbose"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    problems = int(lines[0].split(" problem(s)")[0].rsplit("(", 1)[1])
+    assert len(lines) == 1 + problems and problems > 100
+    assert not (tmp_path / "out.ckpt").exists()

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         if args.json:
             write_json(report, args.json)
             print("wrote %s" % args.json)
-    return run_tool(work)
+    return run_tool(work, args.verbose)
 
 
 if __name__ == "__main__":

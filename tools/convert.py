@@ -17,6 +17,8 @@ def parse_args(argv=None):
     parser.add_argument("--num_classes", type=int, help="classes of --model (a different head is skipped)")
     parser.add_argument("--img_size", type=int, help="input size of --model (pos_embed is resized to fit)")
     parser.add_argument("--use_ema", action="store_true", help="take the EMA weights of a training checkpoint")
+    parser.add_argument("--verbose", action="store_true", help="after an error, print everything it knows "
+                        "(e.g. every key of a checkpoint that does not fit)")
     return parser.parse_args(argv)
 
 
@@ -26,7 +28,7 @@ def main(argv=None) -> int:
     def work():
         summary = convert_checkpoint(args.src, args.dst, args.model, args.num_classes, args.img_size, args.use_ema)
         print("\n".join(summary.lines()))
-    return run_tool(work)
+    return run_tool(work, args.verbose)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def main(argv=None) -> int:
         print(format_report(report))
         if args.json:
             write_json(report, args.json)
-    return run_tool(work)
+    return run_tool(work, args.verbose)
 
 
 if __name__ == "__main__":

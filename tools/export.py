@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     def work():
         setup_context(cfg["system"])
         print(format_verification(export_and_verify(cfg, args.ckpt, args.tolerance)))
-    return run_tool(work)
+    return run_tool(work, args.verbose)
 
 
 if __name__ == "__main__":

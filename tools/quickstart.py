@@ -17,8 +17,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" not in argv:
         argv = ["--config", DEFAULT_CONFIG] + argv
-    cfg, _ = parse_cli(argv, __doc__.splitlines()[0])
-    return run_tool(lambda: run_quickstart(cfg))
+    cfg, args = parse_cli(argv, __doc__.splitlines()[0])
+    return run_tool(lambda: run_quickstart(cfg), args.verbose)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def main(argv=None):
             print("most accurate setting meeting the target: %s (top-1 %.2f %%, %.4f GMACs, speed-up %s)"
                   % (best["label"], best["top1"], best["gmacs"], speedup))
             print("use: %s" % best["flags"])
-    return run_tool(work)
+    return run_tool(work, args.verbose)
 
 
 if __name__ == "__main__":

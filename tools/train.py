@@ -18,7 +18,7 @@ def tool_arguments(parser):
 
 def main(argv=None) -> int:
     cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
-    return run_tool(lambda: train(cfg, max_steps=args.max_steps))
+    return run_tool(lambda: train(cfg, max_steps=args.max_steps), args.verbose)
 
 
 if __name__ == "__main__":

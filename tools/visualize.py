@@ -30,7 +30,7 @@ def main(argv=None):
         for path in visualize(cfg, args.image, args.out, weights=args.ckpt, fill=args.fill, title=args.title,
                               columns=args.columns):
             print("wrote", path)
-    return run_tool(work)
+    return run_tool(work, args.verbose)
 
 
 if __name__ == "__main__":

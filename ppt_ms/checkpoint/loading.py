@@ -1,4 +1,5 @@
 """load_pretrained: put a timm-named state dict into a MindSpore network, checking every key."""
+import itertools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -8,6 +9,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor
 
+from .describe import likely_models, shape_of_state
 from .errors import CheckpointError
 from .pos_embed import resize_pos_embed
 from .state_dict import read_state_dict
@@ -31,8 +33,8 @@ class LoadReport:
     def lines(self) -> List[str]:
         out = ["loaded %d parameter(s)" % len(self.loaded)]
         out += ["resized %s: %s -> %s" % (k, old, new) for k, (old, new) in self.resized.items()]
-        out += ["skipped %s: checkpoint %s vs network %s (kept the network's initialisation)" % (k, old, new)
-                for k, (old, new) in self.skipped.items()]
+        out += ["skipped %s: checkpoint %s vs network %s (kept the network's initialisation)"
+                % (k, old or "none", new) for k, (old, new) in self.skipped.items()]
         if self.missing:
             out.append("missing from checkpoint (kept initialisation): %s" % ", ".join(self.missing))
         if self.unexpected:
@@ -45,8 +47,8 @@ class LoadReport:
 def load_pretrained(net: ms.nn.Cell, path_or_state_dict, strict: bool = True) -> LoadReport:
     """Copy checkpoint tensors into `net` by name (timm names == ppt_ms names).
 
-    - pos_embed on another patch grid is resized bicubically (prefix tokens kept),
-      using net.num_prefix_tokens and net.patch_embed.grid_size;
+    - pos_embed on another patch grid is resampled as timm 1.x does (pos_embed.py), its
+      prefix entries kept (net.pos_embed_prefix_tokens: none when it covers the patches only);
     - a classifier for another number of classes (head.*, head_dist.*) is skipped
       with a warning and the network keeps its own initialisation;
     - 0-d entries the network has no parameter for (epoch, step, ...) are ignored;
@@ -56,6 +58,7 @@ def load_pretrained(net: ms.nn.Cell, path_or_state_dict, strict: bool = True) ->
     Nothing is written into `net` unless the whole checkpoint fits.
     """
     state = _as_arrays(path_or_state_dict)
+    given = {k: v.shape for k, v in state.items()}
     params = net.parameters_dict()
     report = LoadReport()
     _skip_other_classifier(state, params, report)
@@ -70,8 +73,8 @@ def load_pretrained(net: ms.nn.Cell, path_or_state_dict, strict: bool = True) ->
         ["missing in checkpoint: %s" % k for k in report.missing]
         + ["unexpected in checkpoint: %s %s" % (k, state[k].shape) for k in report.unexpected] + mismatches)
     if problems:
-        raise CheckpointError("checkpoint%s does not fit %s (%d problem(s)):\n  %s" % (
-            _source_name(path_or_state_dict), type(net).__name__, len(problems), "\n  ".join(problems)))
+        raise CheckpointError(_does_not_fit(_source_name(path_or_state_dict), given, params, problems),
+                              details=problems)
     if report.missing or report.unexpected:
         logger.warning("non-strict load: missing %s; unexpected %s", report.missing, report.unexpected)
 
@@ -80,6 +83,34 @@ def load_pretrained(net: ms.nn.Cell, path_or_state_dict, strict: bool = True) ->
             params[name].set_data(Tensor(array, dtype=params[name].dtype))
             report.loaded.append(name)
     return report
+
+
+EXAMPLES = 4
+
+
+def _does_not_fit(source: str, given: Mapping[str, Shape], params, problems: List[str]) -> str:
+    """A few sentences: how many problems, what the checkpoint (`given`: key -> shape) and the
+    network look like, the registered models the checkpoint most likely is, and a handful of
+    the problems, one of each kind first."""
+    theirs = shape_of_state(given)
+    ours = shape_of_state({k: tuple(p.shape) for k, p in params.items()})
+    message = "checkpoint%s does not fit the network (%d problem(s))." % (source, len(problems))
+    if theirs is None:
+        message += " The checkpoint is not a timm ViT (it has no patch_embed.proj.weight [C, 3, p, p])."
+    else:
+        message += " The checkpoint: %s" % theirs.text()
+        if ours is None or theirs.architecture != ours.architecture:
+            names = likely_models(theirs)
+            message += " (%s)" % ("likely %s" % " or ".join(names) if names else "no registered model has this shape")
+        message += "."
+    if ours is not None:
+        message += " The network: %s." % ours.text()
+    kinds = [[p for p in problems if p.startswith(kind)] for kind in ("missing", "unexpected", "shape", "dtype")]
+    examples = [p for group in itertools.zip_longest(*kinds) for p in group if p][:EXAMPLES]
+    message += " E.g. %s" % "; ".join(examples)
+    if len(problems) > EXAMPLES:
+        message += "; and %d more (all of them: --verbose, or this error's .details)" % (len(problems) - EXAMPLES)
+    return message
 
 
 def _as_arrays(path_or_state_dict) -> Dict[str, np.ndarray]:
@@ -105,7 +136,14 @@ def _source_name(path_or_state_dict) -> str:
 
 
 def _skip_other_classifier(state: Dict[str, np.ndarray], params, report: LoadReport) -> None:
-    """Drop head.* / head_dist.* from `state` when head.weight's class count differs."""
+    """Drop head.* / head_dist.* from `state` when head.weight's class count differs; when the
+    checkpoint has no classifier at all (a feature extractor, as DINOv2's), the network keeps its own."""
+    if "head.weight" in params and not any(k.startswith(("head.", "head_dist.")) for k in state):
+        for key in CLASSIFIER_KEYS:
+            if key in params:
+                report.skipped[key] = ((), tuple(params[key].shape))
+        logger.warning("the checkpoint has no classifier (head.*): the network's keeps its initialisation")
+        return
     if "head.weight" not in state or "head.weight" not in params:
         return
     theirs, ours = state["head.weight"].shape, tuple(params["head.weight"].shape)
@@ -126,7 +164,7 @@ def _resize_position_embedding(net, state: Dict[str, np.ndarray], params, report
     theirs, ours = state["pos_embed"].shape, tuple(params["pos_embed"].shape)
     if theirs == ours or len(theirs) != 3 or len(ours) != 3 or theirs[2] != ours[2]:
         return
-    prefix = getattr(net, "num_prefix_tokens", None)
+    prefix = getattr(net, "pos_embed_prefix_tokens", None)
     grid = getattr(getattr(net, "patch_embed", None), "grid_size", None)
     if prefix is None or grid is None:
         return  # not a ViT-like network: the shape check reports the mismatch

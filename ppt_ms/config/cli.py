@@ -48,6 +48,8 @@ def parse_cli(argv=None, description=None, extra=None):
                       "their defaults")
     tool.add_argument("--set", metavar="SECTION.KEY=VALUE", action=_Override, dest=_OVERRIDES,
                       help="override one config key; VALUE is read as YAML (repeatable)")
+    tool.add_argument("--verbose", action="store_true", help="after an error, print everything it knows "
+                      "(e.g. every key of a checkpoint that does not fit)")
     if extra is not None:
         extra(tool)
     usage = tool.format_usage().strip()[len("usage: "):].replace("%", "%%")
