@@ -43,16 +43,18 @@ def model_token_reduction(cfg) -> dict:
     return {k: v for k, v in cfg["token_reduction"].items() if k not in FORMULATION_KEYS}
 
 
-def build_model(cfg, weights=None, purpose=None):
-    """The config's model with its token reduction; weights from `weights` (a checkpoint
-    path) or else `model.pretrained`, if either is given.  Without `purpose`, the canonical
+def build_model(cfg, weights=None, purpose=None, token_reduction=None):
+    """The config's model with its token reduction (or `token_reduction`, a mapping given
+    instead); weights from `weights` (a checkpoint path) or else `model.pretrained`, if
+    either is given.  Without `purpose`, the canonical
     network; with one ("inference", "training", "export"), what ppt_ms.formulations.prepare
     makes of it for this device and the config's settings (model.cpu_kernels,
     token_reduction.fused_cpu_kernel, system.amp_level and amp_dtype), returned as
     (canonical network, network to run)."""
     m = cfg["model"]
     net = create_model(m["name"], num_classes=m["num_classes"], img_size=m["img_size"],
-                       drop_path_rate=m["drop_path_rate"], token_reduction=model_token_reduction(cfg))
+                       drop_path_rate=m["drop_path_rate"],
+                       token_reduction=model_token_reduction(cfg) if token_reduction is None else token_reduction)
     path = weights or m["pretrained"]
     if path:
         report = load_pretrained(net, model_state(path))

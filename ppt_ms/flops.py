@@ -16,10 +16,15 @@ Counted (one MAC = one multiply with its accumulate):
   not counted).  PPT computes both branches for every image and selects, so
   both are counted.  Top-k, gathers, sorts, argmax, comparisons and selects
   do no arithmetic: 0.
-- the classifier head C*K on the CLS token (distilled: two heads, 2*C*K).
-Not counted: LayerNorm (the final norm included, reported as 0), softmax,
-GELU, the attention scale and proportional attention's log(size) bias, bias
-and residual additions, scalar arithmetic.  This is the convention behind
+- the head: C*K on the CLS token (distilled: two heads, 2*C*K); mean pooling
+  adds N'*C (the patch tokens left), attention pooling (SigLIP) its latent
+  query C*C, keys and values N'*2C*C, scores and weighted sum 2*N'*C, output
+  projection C*C and MLP 2*C*hidden.
+- with registers, ToMe's similarity is over the patch tokens only.
+Not counted: LayerNorm (the final norm and CLIP's pre-norm included, reported
+as 0), softmax, GELU, LayerScale and the attention scale (elementwise
+scales), proportional attention's log(size) bias, bias and residual
+additions, scalar arithmetic.  This is the convention behind
 "4.6 G for DeiT-S" (DeiT paper, fvcore).  Counts are per image, for graph
 mode, which drops unused values (PyNative also computes the head-mean of the
 keys in pruning blocks, N*C more, and discards it).
@@ -47,6 +52,7 @@ from mindspore.nn.utils import no_init_parameters
 
 from .models import create_model
 from .reporting import table
+from .token_reduction.prefix import PrefixTokens
 from .token_reduction.schedule import BlockPlan
 
 
@@ -55,9 +61,10 @@ class ViTSpec:
     """The shape facts the MAC count depends on.
 
     `plan` has one BlockPlan per block; block 0 receives num_patches +
-    prefix tokens (CLS, plus the distillation token when `distilled`), every
-    later block what the previous one kept.  `trace_source` adds the cost of
-    merging the [N, N0] source maps.
+    prefix tokens (class token, distillation token, registers: `prefix`),
+    every later block what the previous one kept.  `global_pool` is the head's
+    pooling (token, avg, map).  `trace_source` adds the cost of merging the
+    [N, N0] source maps.
     """
     num_patches: int
     patch_size: int
@@ -66,8 +73,9 @@ class ViTSpec:
     num_heads: int
     mlp_hidden: int
     num_classes: int
-    distilled: bool
     plan: Tuple[BlockPlan, ...]
+    prefix: PrefixTokens = PrefixTokens()
+    global_pool: str = "token"
     trace_source: bool = False
 
     def __post_init__(self):
@@ -84,7 +92,7 @@ class ViTSpec:
 
     @property
     def num_prefix_tokens(self) -> int:
-        return 2 if self.distilled else 1
+        return self.prefix.count
 
     @property
     def num_tokens(self) -> int:
@@ -97,7 +105,7 @@ class ViTSpec:
 
 def spec_of(net) -> ViTSpec:
     """Read a ViTSpec off a built ppt_ms VisionTransformer."""
-    needed = ("patch_embed", "blocks", "plan", "embed_dim", "num_classes", "distilled")
+    needed = ("patch_embed", "blocks", "plan", "embed_dim", "num_classes", "prefix", "global_pool")
     missing = [name for name in needed if not hasattr(net, name)]
     if missing:
         raise TypeError("count_macs needs a ppt_ms VisionTransformer or a ViTSpec; %s lacks %s"
@@ -106,13 +114,13 @@ def spec_of(net) -> ViTSpec:
     first = net.blocks[0]
     return ViTSpec(num_patches=patches.num_patches, patch_size=patches.patch_size,
                    in_chans=patches.in_chans, embed_dim=net.embed_dim, num_heads=first.attn.num_heads,
-                   mlp_hidden=first.mlp.fc1.out_channels, num_classes=net.num_classes,
-                   distilled=bool(net.distilled), plan=tuple(net.plan), trace_source=bool(net.trace_source))
+                   mlp_hidden=first.mlp.fc1.out_channels, num_classes=net.num_classes, plan=tuple(net.plan),
+                   prefix=net.prefix, global_pool=net.global_pool, trace_source=bool(net.trace_source))
 
 
 # ---- the reduction step, one function per computation in ppt_ms/token_reduction ----
 
-def tome_step_macs(n: int, r: int, channels: int, num_heads: int) -> int:
+def tome_step_macs(n: int, r: int, channels: int, num_heads: int, matched_from: int = 0) -> int:
     """Bipartite soft matching of n tokens and the size-weighted merge of r of them.
 
     metric = sum of the keys over heads (n*C); L2-normalise it (sum of
@@ -123,7 +131,8 @@ def tome_step_macs(n: int, r: int, channels: int, num_heads: int) -> int:
     counted).  Source tracing unites source rows by the same additions: 0.
     """
     head_dim = channels // num_heads
-    set_a, set_b = (n + 1) // 2, n // 2
+    matched = n - matched_from  # with registers, the patch tokens only
+    set_a, set_b = (matched + 1) // 2, matched // 2
     head_sum = n * channels
     normalise = 2 * n * head_dim
     scores = set_a * set_b * head_dim
@@ -131,47 +140,49 @@ def tome_step_macs(n: int, r: int, channels: int, num_heads: int) -> int:
     return head_sum + normalise + scores + merge
 
 
-def significance_macs(n: int, channels: int, num_heads: int) -> int:
+def significance_macs(n: int, channels: int, num_heads: int, scored_from: int = 1) -> int:
     """PPT's score s_j = (sum over heads of attn[h, 0, j]) * ||v_j||, normalised.
 
     Head sum of the CLS attention row (H*n), value norms over all C channels
-    (n*C), their product (n), sum and divide of the n-1 non-CLS scores.
+    (n*C), their product (n), sum and divide of the scored tokens (all but CLS
+    and registers).
     """
-    return num_heads * n + n * channels + n + 2 * (n - 1)
+    return num_heads * n + n * channels + n + 2 * (n - scored_from)
 
 
-def variance_macs(n: int) -> int:
-    """Unbiased variance of the n-1 non-CLS scores: a mean and a sum of squares."""
-    return 2 * (n - 1)
+def variance_macs(n: int, scored_from: int = 1) -> int:
+    """Unbiased variance of the scored tokens: a mean and a sum of squares."""
+    return 2 * (n - scored_from)
 
 
-def prune_step_macs(n: int, channels: int, num_heads: int) -> int:
+def prune_step_macs(n: int, channels: int, num_heads: int, scored_from: int = 1) -> int:
     """Keep the n - r most significant tokens: the scores; top-k and gathers are free."""
-    return significance_macs(n, channels, num_heads)
+    return significance_macs(n, channels, num_heads, scored_from)
 
 
-def ppt_step_macs(n: int, r: int, channels: int, num_heads: int, traced_tokens: int = 0) -> int:
+def ppt_step_macs(n: int, r: int, channels: int, num_heads: int, traced_tokens: int = 0,
+                  prefix: PrefixTokens = PrefixTokens()) -> int:
     """PPT computes both branches for every image and selects one: scores,
     their variance, the ToMe pooling branch and the (free) pruning gathers.
     The merges of pruned images are switched off by multiplying the merged
     sizes (r) and, with tracing, the merged source rows (r*N0) by 0/1."""
     switch = r + r * traced_tokens
-    return (significance_macs(n, channels, num_heads) + variance_macs(n)
-            + tome_step_macs(n, r, channels, num_heads) + switch)
+    return (significance_macs(n, channels, num_heads, prefix.scored_from) + variance_macs(n, prefix.scored_from)
+            + tome_step_macs(n, r, channels, num_heads, prefix.matched_from) + switch)
 
 
 def reduction_macs(block: BlockPlan, spec: ViTSpec) -> int:
     """MACs of one block's reduction step (0 when it keeps all tokens)."""
     if block.r <= 0 or block.method == "none":
         return 0
-    n, c, h = block.tokens_in, spec.embed_dim, spec.num_heads
+    n, c, h, prefix = block.tokens_in, spec.embed_dim, spec.num_heads, spec.prefix
     traced = spec.num_tokens if spec.trace_source else 0
     if block.method == "tome":
-        return tome_step_macs(n, block.r, c, h)
+        return tome_step_macs(n, block.r, c, h, prefix.matched_from)
     if block.method == "ppt":
-        return ppt_step_macs(n, block.r, c, h, traced)
+        return ppt_step_macs(n, block.r, c, h, traced, prefix)
     if block.method == "prune":
-        return prune_step_macs(n, c, h)
+        return prune_step_macs(n, c, h, prefix.scored_from)
     raise ValueError("cannot count MACs of token reduction method %r in block %d" % (block.method, block.index))
 
 
@@ -230,11 +241,23 @@ def count_macs(net_or_spec) -> MacsReport:
     """Per-image MACs of a ppt_ms VisionTransformer (or a ViTSpec) from its token plan."""
     spec = net_or_spec if isinstance(net_or_spec, ViTSpec) else spec_of(net_or_spec)
     patch_embed = spec.num_patches * spec.in_chans * spec.patch_size ** 2 * spec.embed_dim
-    heads = 2 if spec.distilled else 1
     return MacsReport(patch_embed=patch_embed,
                       blocks=tuple(block_macs(block, spec) for block in spec.plan),
                       final_norm=0,
-                      head=heads * spec.embed_dim * spec.num_classes)
+                      head=head_macs(spec))
+
+
+def head_macs(spec: ViTSpec) -> int:
+    """Pooling and classifier (see the module docstring)."""
+    c, classes = spec.embed_dim, spec.num_classes
+    if spec.prefix.distilled:
+        return 2 * c * classes
+    tokens = spec.plan[-1].tokens_out - spec.num_prefix_tokens
+    if spec.global_pool == "avg":
+        return tokens * c + c * classes
+    if spec.global_pool == "map":
+        return c * c + tokens * 2 * c * c + 2 * tokens * c + c * c + 2 * c * spec.mlp_hidden + c * classes
+    return c * classes
 
 
 def count_macs_for(model_name: str, token_reduction=None, img_size: Optional[int] = None,

@@ -105,7 +105,7 @@ def test_quickstart_pruning_by_hand():
 
 def deit_small_spec(method, r, layers=()):
     return ViTSpec(num_patches=196, patch_size=16, in_chans=3, embed_dim=384, num_heads=6, mlp_hidden=1536,
-                   num_classes=1000, distilled=False,
+                   num_classes=1000,
                    plan=tuple(token_plan(12, 197, method, r, layers)))
 
 
@@ -163,7 +163,7 @@ def test_clear_errors():
         count_macs(object())
     with pytest.raises(ValueError, match="receives 190 tokens, but 197 arrive"):
         ViTSpec(num_patches=196, patch_size=16, in_chans=3, embed_dim=384, num_heads=6, mlp_hidden=1536,
-                num_classes=1000, distilled=False, plan=tuple(token_plan(12, 190)))
+                num_classes=1000, plan=tuple(token_plan(12, 190)))
     with pytest.raises(ValueError, match="unknown model"):
         count_macs_for("deit_smal_patch16_224")
 

@@ -68,7 +68,7 @@ def image_problem(path, verify_images=False):
     return None
 
 
-def _image_files(class_dir):
+def image_files(class_dir):
     """Image file paths below ``class_dir`` (recursively), in sorted order."""
     paths = []
     for folder, sub_folders, names in os.walk(class_dir, followlinks=True):
@@ -84,7 +84,7 @@ def scan_split(root, split, verify_images=False):
     samples, skipped = [], []
     for label, class_name in enumerate(class_names):
         class_dir = os.path.join(split_dir, class_name)
-        paths = _image_files(class_dir)
+        paths = image_files(class_dir)
         if not paths:
             raise ValueError(f"class folder '{class_dir}' contains no images "
                              f"(extensions: {', '.join(IMAGE_EXTENSIONS)})")

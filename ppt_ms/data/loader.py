@@ -12,7 +12,8 @@ import mindspore as ms
 import mindspore.dataset as ds
 import mindspore.dataset.transforms as transforms
 
-from .image_folder import check_splits_match, list_class_names, scan_split
+from .image_folder import (IMAGE_EXTENSIONS, check_splits_match, image_files, image_problem, list_class_names,
+                           scan_split)
 from .mixup import BatchMixup
 from .source import DecodedImages
 from .transforms import build_eval_transforms, build_train_transforms
@@ -145,3 +146,21 @@ def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=
         dataset = dataset.map(operations=mixer, input_columns=['image', 'label'],
                               num_parallel_workers=1, python_multiprocessing=False)
     return dataset
+
+
+def create_image_dataset(data_cfg, folder, img_size, batch_size):
+    """Batched eval pipeline over every image below `folder`, labelled or not (any sub-folders,
+    read recursively in sorted order); unreadable files are skipped as in `create_dataset`.
+    -> (dataset with columns image [B, 3, img_size, img_size] and a placeholder label, the files)."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"image folder not found: '{folder}'")
+    verify = config_value(data_cfg, 'verify_images', False)
+    files = [path for path in image_files(folder) if image_problem(path, verify) is None]
+    if not files:
+        raise ValueError(f"no readable images below '{folder}' (extensions: {', '.join(IMAGE_EXTENSIONS)})")
+    workers = max(1, int(config_value(data_cfg, 'num_workers')))
+    dataset = ds.GeneratorDataset(DecodedImages([(path, 0) for path in files]), column_names=['image', 'label'],
+                                  shuffle=False)
+    dataset = dataset.map(operations=_image_transforms(data_cfg, img_size, False), input_columns='image',
+                          num_parallel_workers=workers)
+    return dataset.batch(batch_size, drop_remainder=False), files

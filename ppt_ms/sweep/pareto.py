@@ -18,11 +18,11 @@ def pareto_front(costs: Sequence[Optional[float]], accuracies: Sequence[float]) 
     return front
 
 
-def pick_setting(rows, max_macs: Optional[float] = None, min_speedup: Optional[float] = None):
-    """The most accurate row with macs <= max_macs and speedup >= min_speedup
-    (either target may be None); ties go to fewer MACs, then more images/s.
+def pick_setting(rows, max_macs: Optional[float] = None, min_speedup: Optional[float] = None, score: str = "top1"):
+    """The best-scoring row (`score`: top1, or cosine for embedding sweeps) with macs <= max_macs
+    and speedup >= min_speedup (either target may be None); ties go to fewer MACs, then more images/s.
 
-    rows: dicts with 'top1', 'macs', 'speedup' (None if unmeasured), 'images_per_s'.
+    rows: dicts with the score, 'macs', 'speedup' (None if unmeasured), 'images_per_s'.
     Raises ValueError naming the closest misses when no row meets the targets."""
     if max_macs is None and min_speedup is None:
         raise ValueError("give a target: max_macs and/or min_speedup")
@@ -42,4 +42,4 @@ def pick_setting(rows, max_macs: Optional[float] = None, min_speedup: Optional[f
                              "-" if max_macs is None else "%.4f G" % (max_macs / 1e9),
                              "-" if min_speedup is None else "%.2fx" % min_speedup, fewest / 1e9,
                              "-" if fastest is None else "%.2fx" % fastest))
-    return max(candidates, key=lambda row: (row["top1"], -row["macs"], row["images_per_s"] or 0.0))
+    return max(candidates, key=lambda row: (row[score], -row["macs"], row["images_per_s"] or 0.0))

@@ -1,22 +1,33 @@
 """Run a sweep: evaluate every setting on the same weights and images, then
-write the table (CSV, JSON) and the trade-off plots."""
+write the table (CSV, JSON) and the trade-off plots.
+
+Scored by top-1 on the labelled val split, or, given a folder of images (no labels), by how
+close each setting's embeddings stay to the unreduced ones (mean cosine similarity; embeddings.py)."""
 import csv
 import logging
 import os
 
 from ..builder import build_model, model_token_reduction, prepare_for
 from ..checkpoint import load_pretrained
-from ..data import create_dataset
+from ..data import create_dataset, create_image_dataset
+from ..embeddings import NO_REDUCTION, embed, features_network, similarity
 from ..evaluate import evaluate
 from ..flops import count_macs_for
+from ..models import Features
 from .. import reporting
 from .grid import override_flags, parse_grid, sweep_points
 from .pareto import pareto_front
 from .plot import line_plot
 
 logger = logging.getLogger(__name__)
-COLUMNS = ("final_tokens", "gmacs", "top1", "top5", "loss", "images_per_s", "speedup", "pareto_macs",
-           "pareto_speed", "flags")
+# what a sweep is scored by -> (the row key that ranks settings, the columns it writes)
+SCORES = {"accuracy": ("top1", ("top1", "top5", "loss")), "embedding": ("cosine", ("cosine", "min_cosine"))}
+COST_COLUMNS = ("final_tokens", "gmacs")
+TRADEOFF_COLUMNS = ("images_per_s", "speedup", "pareto_macs", "pareto_speed", "flags")
+
+
+def columns(score: str):
+    return COST_COLUMNS + SCORES[score][1] + TRADEOFF_COLUMNS
 
 
 def check_points(points, cfg):
@@ -44,62 +55,91 @@ def reference_weights(cfg, weights):
     return {p.name: p.asnumpy() for p in net.get_parameters()}
 
 
-def measure(point_cfg, state, dataset, evaluate_fn=evaluate):
-    """(metrics with top1, top5, loss, images_per_second; final token count) of one point's network."""
+def measure(point_cfg, state, dataset, evaluate_fn=evaluate, wrap=None):
+    """(metrics with top1, top5, loss, images_per_second; final token count) of one point's network
+    (wrapped, as in Features(net), before it is prepared)."""
     net = build_model(point_cfg)
     load_pretrained(net, state)
-    return evaluate_fn(prepare_for(point_cfg, net, "inference"), dataset), net.tokens_per_block[-1]
+    runnable = prepare_for(point_cfg, wrap(net) if wrap else net, "inference")
+    return evaluate_fn(runnable, dataset), net.tokens_per_block[-1]
 
 
-def add_tradeoffs(rows):
-    """Speed-up over the `none` row (if any) and Pareto membership, in place."""
+def add_tradeoffs(rows, score: str = "top1"):
+    """Speed-up over the `none` row (if any) and Pareto membership by `score`, in place."""
     baseline = next((row["images_per_s"] for row in rows if row["method"] == "none"), None)
     for row in rows:
         speed = row["images_per_s"]
         row["speedup"] = speed / baseline if speed and baseline else None
-    top1 = [row["top1"] for row in rows]
-    for row, on_front in zip(rows, pareto_front([row["macs"] for row in rows], top1)):
+    scores = [row[score] for row in rows]
+    for row, on_front in zip(rows, pareto_front([row["macs"] for row in rows], scores)):
         row["pareto_macs"] = on_front
     slowness = [-row["images_per_s"] if row["images_per_s"] else None for row in rows]
-    for row, on_front in zip(rows, pareto_front(slowness, top1)):
+    for row, on_front in zip(rows, pareto_front(slowness, scores)):
         row["pareto_speed"] = on_front
 
 
-def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=print):
-    """Evaluate every grid point of every method on cfg's val split -> rows (dicts).
+def embedding_scorer(cfg, state, images):
+    """(dataset of the images below `images`, evaluate_fn(features, dataset) -> SimilarityMetrics of
+    the embeddings against the unreduced network's)."""
+    dataset, _ = create_image_dataset(cfg["data"], images, cfg["model"]["img_size"], cfg["eval"]["batch_size"])
+    plain = build_model(cfg, token_reduction=NO_REDUCTION)
+    load_pretrained(plain, state)
+    reference, _ = embed(features_network(cfg, plain), dataset)
+
+    def score(features, data):
+        embeddings, speed = embed(features, data)
+        return similarity(embeddings, reference, speed)
+    return dataset, score
+
+
+def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=print, images=None):
+    """Evaluate every grid point of every method on cfg's val split -> rows (dicts); with `images`
+    (a folder, no labels needed), score the points by embedding similarity instead.
 
     evaluate_fn(net, dataset) -> metrics with top1, top5, loss, images_per_second
     (ppt_ms.evaluate.evaluate; images/s excludes each input shape's first, compiling call)."""
     grid = parse_grid(grid_items)
     checked = check_points(sweep_points(grid, methods), cfg)
-    dataset = create_dataset(cfg["data"], "val", cfg["model"]["img_size"], cfg["model"]["num_classes"],
-                             training=False, batch_size=cfg["eval"]["batch_size"])
     state = reference_weights(cfg, weights)
+    score, wrap = ("accuracy", None) if images is None else ("embedding", Features)
+    if images is None:
+        dataset = create_dataset(cfg["data"], "val", cfg["model"]["img_size"], cfg["model"]["num_classes"],
+                                 training=False, batch_size=cfg["eval"]["batch_size"])
+    else:
+        dataset, evaluate_fn = embedding_scorer(cfg, state, images)
     rows = []
     for i, (point, point_cfg, macs) in enumerate(checked):
-        metrics, tokens = measure(point_cfg, state, dataset, evaluate_fn)
+        metrics, tokens = measure(point_cfg, state, dataset, evaluate_fn, wrap)
         tr = point_cfg["token_reduction"]
         row = {"method": point.method, "settings": {key: tr[key] for key, _ in point.settings},
                "label": point.label(),
                "flags": override_flags(point, cfg), "final_tokens": tokens, "macs": macs, "gmacs": macs / 1e9,
-               "top1": metrics.top1, "top5": metrics.top5, "loss": metrics.loss,
                "images_per_s": metrics.images_per_second}
+        row.update({key: getattr(metrics, key) for key in SCORES[score][1]})
         rows.append(row)
-        log("[%d/%d] %s: top-1 %.2f %%, %.4f GMACs, %s images/s" % (
-            i + 1, len(checked), row["label"], row["top1"], row["gmacs"],
+        quality = ("top-1 %.2f %%" % row["top1"] if images is None
+                   else "cosine similarity %.4f" % row["cosine"])
+        log("[%d/%d] %s: %s, %.4f GMACs, %s images/s" % (
+            i + 1, len(checked), row["label"], quality, row["gmacs"],
             "%.1f" % row["images_per_s"] if row["images_per_s"] else "-"))
-    add_tradeoffs(rows)
+    add_tradeoffs(rows, SCORES[score][0])
     return rows
 
 
+def score_of(rows) -> str:
+    """The row key a sweep's rows are ranked by."""
+    return "cosine" if rows and "cosine" in rows[0] else "top1"
+
+
 def write_csv(rows, grid_keys, path):
+    written = columns("embedding" if score_of(rows) == "cosine" else "accuracy")
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("method",) + tuple(grid_keys) + COLUMNS)
+        writer.writerow(("method",) + tuple(grid_keys) + written)
         for row in rows:
             settings = [row["settings"].get(key, "") for key in grid_keys]
             values = ["" if row[c] is None else ("%.6g" % row[c] if isinstance(row[c], float) else row[c])
-                      for c in COLUMNS]
+                      for c in written]
             writer.writerow([row["method"]] + settings + values)
 
 
@@ -115,18 +155,21 @@ def curve_name(row):
 
 
 def plot_tradeoffs(rows, out_dir, title):
-    """accuracy_vs_macs.png and accuracy_vs_speed.png (the latter only with measured speeds)."""
+    """accuracy_vs_macs.png and accuracy_vs_speed.png (the latter only with measured speeds); an
+    embedding sweep plots the cosine similarity instead (similarity_vs_*.png)."""
+    score = score_of(rows)
+    stem, y_label = ("accuracy", "top-1 (%)") if score == "top1" else ("similarity", "cosine similarity")
     written = []
-    for name, x_key, front_key, x_label in (("accuracy_vs_macs.png", "gmacs", "pareto_macs", "GMACs per image"),
-                                            ("accuracy_vs_speed.png", "images_per_s", "pareto_speed", "images/s")):
+    for name, x_key, front_key, x_label in (("_vs_macs.png", "gmacs", "pareto_macs", "GMACs per image"),
+                                            ("_vs_speed.png", "images_per_s", "pareto_speed", "images/s")):
         measured = [row for row in rows if row[x_key]]
         if not measured:
             continue
         series = {}
         for row in measured:
-            series.setdefault(curve_name(row), []).append((row[x_key], row["top1"]))
-        front = [(row[x_key], row["top1"]) for row in measured if row[front_key]]
-        written.append(line_plot(series, front, x_label, "top-1 (%)", title, os.path.join(out_dir, name)))
+            series.setdefault(curve_name(row), []).append((row[x_key], row[score]))
+        front = [(row[x_key], row[score]) for row in measured if row[front_key]]
+        written.append(line_plot(series, front, x_label, y_label, title, os.path.join(out_dir, stem + name)))
     return written
 
 

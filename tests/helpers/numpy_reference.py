@@ -287,6 +287,7 @@ class Reduction:
 class ImageTrace:
     """Everything one image's forward pass decided."""
     logits: np.ndarray = None                   # [K]
+    pre_logits: np.ndarray = None               # [C] the pooled, normed embedding the head reads
     size: np.ndarray = None                     # [N_final, 1]
     source: np.ndarray = None                   # [N_final, N0]
     tokens_per_block: List[int] = field(default_factory=list)
@@ -382,12 +383,13 @@ def forward_image(params: Dict[str, np.ndarray], image, num_heads: int,
         pooled_tokens = x[protected:].mean(axis=0)
         if "fc_norm.weight" in p:
             pooled_tokens = norm(pooled_tokens, "fc_norm")
-        logits = linear(pooled_tokens, p["head.weight"], p["head.bias"])
     else:
-        logits = linear(x[0], p["head.weight"], p["head.bias"])
+        pooled_tokens = x[0]
+    logits = linear(pooled_tokens, p["head.weight"], p["head.bias"])
     if distilled:
         logits = (logits + linear(x[1], p["head_dist.weight"], p["head_dist.bias"])) / 2
-    trace.logits, trace.size, trace.source = logits, size, source
+        pooled_tokens = (x[0] + x[1]) / 2
+    trace.logits, trace.pre_logits, trace.size, trace.source = logits, pooled_tokens, size, source
     return trace
 
 

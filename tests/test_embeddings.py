@@ -1,0 +1,77 @@
+"""Embeddings (timm's pre-logits) with and without token reduction: the API against the NumPy
+reference and timm's logits, tools/embed.py and the embedding-similarity sweep against NumPy."""
+import json
+
+import numpy as np
+import pytest
+import mindspore as ms
+from safetensors.numpy import load_file, save_file
+
+from helpers import numpy_reference as ref
+from helpers.paths import QUICKSTART, load_tool
+from test_families import ARCHITECTURE, FAMILIES, MANIFEST
+from ppt_ms.checkpoint import load_pretrained
+from ppt_ms.models import Features, create_model
+
+
+@pytest.mark.parametrize("name", ["dinov2_reg", "siglip", "siglip_gap"])
+def test_features_are_the_pre_logits(name, graph):
+    """With ToMe, the embedding is the reference's pooled, normed vector (class token, mean of the
+    tokens left); for every head, timm's classifier applied to it gives timm's logits."""
+    spec = MANIFEST["families"][name]
+    net = create_model(spec["model"], **spec["create_kwargs"], token_reduction=spec["cases"]["tome"])
+    params = load_file(str(FAMILIES / name / "weights.safetensors"))
+    load_pretrained(net, params)
+    net.set_train(False)
+    images = np.load(FAMILIES / spec["inputs"])
+    features = Features(net)(ms.Tensor(images)).asnumpy()
+    assert features.shape == (len(images), spec["create_kwargs"]["embed_dim"])
+    logits = features @ params["head.weight"].T + params["head.bias"]
+    np.testing.assert_allclose(logits, np.load(FAMILIES / name / "tome.npz")["logits"], rtol=0, atol=1e-4)
+    if name in ARCHITECTURE:
+        traces = ref.forward(params, images, spec["create_kwargs"]["num_heads"], ref.Reduction("tome", 4),
+                             ARCHITECTURE[name])
+        np.testing.assert_allclose(features, [t.pre_logits for t in traces], rtol=0, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def quickstart_weights(tmp_path_factory):
+    """vit_quickstart weights under which ToMe changes the embedding (large q/k weights)."""
+    path = tmp_path_factory.mktemp("weights") / "quickstart.safetensors"
+    save_file(ref.random_state_dict(ref.timm_vit_shapes(24, 4, 64, 4, 10), seed=3, qk_gain=4.0), str(path))
+    return str(path)
+
+
+def cosine(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_embed_tool_writes_both_embeddings_and_their_similarity(digits_subset, quickstart_weights, tmp_path,
+                                                                 capsys):
+    images = digits_subset("embed", {"val": 2}) / "val"
+    out, report = tmp_path / "emb.npz", tmp_path / "report.json"
+    argv = ["--config", QUICKSTART, "--ckpt", quickstart_weights, "--images", str(images), "--out", str(out),
+            "--json", str(report), "--token_reduction.method", "tome", "--token_reduction.r", "6"]
+    assert load_tool("embed").main(argv) == 0
+    assert "cosine similarity to unreduced" in capsys.readouterr().out
+    saved, summary = np.load(out), json.loads(report.read_text())
+    assert saved["reduced"].shape == saved["unreduced"].shape == (20, 64) and len(saved["files"]) == 20
+    similarity = cosine(saved["reduced"].astype(np.float64), saved["unreduced"].astype(np.float64))
+    assert 0.5 < similarity.mean() < 0.9999
+    assert summary["cosine"] == pytest.approx(similarity.mean(), abs=1e-6)
+    assert summary["min_cosine"] == pytest.approx(similarity.min(), abs=1e-6)
+    assert summary["macs_per_image"] < summary["macs_per_image_unreduced"]
+
+
+def test_sweep_scores_settings_by_embedding_similarity(digits_subset, quickstart_weights, tmp_path, capsys):
+    images = digits_subset("sweep_embed", {"val": 2}) / "val"
+    argv = ["--config", QUICKSTART, "--ckpt", quickstart_weights, "--images", str(images), "--out", str(tmp_path),
+            "--grid", "token_reduction.r=3,6", "--methods", "none,tome", "--target_macs", "0.0075"]
+    assert load_tool("sweep").main(argv) == 0
+    rows = json.loads((tmp_path / "sweep.json").read_text())["rows"]
+    cosines = {row["label"]: row["cosine"] for row in rows}
+    assert cosines["none"] == pytest.approx(1.0, abs=1e-6)
+    assert 1.0 > cosines["tome r=3"] > cosines["tome r=6"]
+    assert "most similar setting meeting the target: tome r=3" in capsys.readouterr().out
+    assert (tmp_path / "similarity_vs_macs.png").exists()
+    assert "cosine" in (tmp_path / "sweep.csv").read_text().splitlines()[0]
