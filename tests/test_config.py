@@ -4,6 +4,9 @@ import pathlib
 import pickle
 
 import pytest
+
+from ppt_ms.builder import model_token_reduction
+from ppt_ms.flops import count_macs_for
 import yaml
 
 from ppt_ms.config import DEFAULTS, Config, ConfigError, dump_config, load_config, make_config, parse_cli
@@ -73,6 +76,26 @@ def test_every_shipped_yaml_loads_and_sets_only_what_it_says(path):
         for key, value in values.items():
             assert cfg[section][key] == pytest.approx(value) if isinstance(value, float) \
                 else cfg[section][key] == value, f"{section}.{key}"
+
+
+FAMILY_CONFIGS = [p for p in YAML_FILES if p.parent.name in ("clip", "siglip", "dinov2", "deit3")]
+
+
+def test_every_family_has_a_config_per_method():
+    """none and ToMe for every model; PPT wherever the model has a class token (not SigLIP)."""
+    stems = {p.stem for p in FAMILY_CONFIGS}
+    models = {stem for stem in stems if not stem.endswith(("_tome", "_ppt"))}
+    assert len(models) == 10
+    for model in models:
+        assert model + "_tome" in stems and (model + "_ppt" in stems) == ("siglip" not in model)
+
+
+@pytest.mark.parametrize("path", FAMILY_CONFIGS, ids=lambda p: p.relative_to(CONFIG_DIR).as_posix())
+def test_family_configs_build_their_model_and_token_plan(path):
+    cfg = load_config(path)
+    macs = count_macs_for(cfg.model.name, model_token_reduction(cfg), cfg.model.img_size, cfg.model.num_classes)
+    none = count_macs_for(cfg.model.name, None, cfg.model.img_size, cfg.model.num_classes)
+    assert (macs.total < none.total) == (cfg.token_reduction.method != "none")
 
 
 @pytest.mark.parametrize("size, model_r", [("tiny", 13), ("small", 13), ("base", 16)])
@@ -196,8 +219,8 @@ BAD_VALUES = [
     (["token_reduction.method=tome", "token_reduction.r=[1, 2]", "token_reduction.inflection=0.5"],
      ["token_reduction.inflection", "int token_reduction.r"]),
     (["token_reduction.method=ppt", "token_reduction.inflection=0.5"], ["token_reduction.inflection", "tome"]),
-    (["model.num_classes=true"], ["model.num_classes", "int >= 1", "bool"]),
-    (["model.num_classes=0"], ["model.num_classes", "int >= 1"]),
+    (["model.num_classes=true"], ["model.num_classes", "int >= 0", "bool"]),
+    (["model.num_classes=-1"], ["model.num_classes", "int >= 0"]),
     (["model.img_size=[224, 224]"], ["model.img_size", "int"]),
     (["model.drop_path_rate=1.0"], ["model.drop_path_rate", "[0.0, 1.0)"]),
     (["model.name=12"], ["model.name", "string", "quote it"]),

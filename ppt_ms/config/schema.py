@@ -21,7 +21,7 @@ _PATH = Nullable(Str())
 SCHEMA = {
     "model": {
         "name": ("deit_small_patch16_224", Str()),
-        "num_classes": (1000, Int(1)),
+        "num_classes": (1000, Int(0)),  # 0: no classifier (a feature extractor; tools/embed.py)
         "img_size": (224, Int(1)),
         "drop_path_rate": (0.0, Float(0.0, 1.0, high_open=True)),
         "pretrained": (None, _PATH),

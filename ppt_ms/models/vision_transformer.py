@@ -65,7 +65,8 @@ class Block(nn.Cell):
 class VisionTransformer(nn.Cell):
     """ViT classifier: [B, 3, H, W] -> logits [B, num_classes] (with `trace_source`:
     (logits, source [B, N_final, N_input])); `features` gives the pooled, normed embedding
-    (timm's pre-logits) instead.  Written once for every device; ppt_ms.formulations derives
+    (timm's pre-logits) instead, and with num_classes 0 (no classifier, as timm) so does the
+    forward pass.  Written once for every device; ppt_ms.formulations derives
     the CPU and ONNX forms.
 
     The keyword names are timm's: class_token, reg_tokens, no_embed_class (the position
@@ -79,8 +80,9 @@ class VisionTransformer(nn.Cell):
                  reg_tokens=0, no_embed_class=False, pre_norm=False, fc_norm=None, drop_path_rate=0.0,
                  act_layer="gelu", norm_eps=1e-6, distilled=False, token_reduction: Optional[Mapping] = None):
         super().__init__()
-        if num_classes <= 0:
-            raise ValueError("num_classes must be > 0, got %r" % num_classes)
+        if num_classes < 0:
+            raise ValueError("num_classes must be >= 0 (0: no classifier, the model returns its embedding), got %r"
+                             % num_classes)
         if global_pool not in GLOBAL_POOLS:
             raise ValueError("global_pool %r is not one of %s" % (global_pool, ", ".join(GLOBAL_POOLS)))
         if global_pool == "token" and not class_token:
@@ -121,9 +123,9 @@ class VisionTransformer(nn.Cell):
         self.attn_pool = (AttentionPoolLatent(embed_dim, num_heads, mlp_ratio, act_layer, norm_eps)
                           if global_pool == "map" else None)
         self.fc_norm = LayerNorm(embed_dim, norm_eps) if use_fc_norm else nn.Identity()
-        self.head = dense(embed_dim, num_classes)
+        self.head = dense(embed_dim, num_classes) if num_classes else nn.Identity()
         if distilled:
-            self.head_dist = dense(embed_dim, num_classes)
+            self.head_dist = dense(embed_dim, num_classes) if num_classes else nn.Identity()
 
     def _token_parameter(self, name, count):
         return Parameter(initializer(TruncatedNormal(0.02), (1, count, self.embed_dim)), name=name)
