@@ -20,9 +20,10 @@ from ppt_ms.models import create_model
 FAMILIES = DATA / "conformance_families"
 MANIFEST = json.loads((FAMILIES / "manifest.json").read_text())
 CASES = [(family, case) for family, spec in sorted(MANIFEST["families"].items()) for case in sorted(spec["cases"])]
-# the other forms on the two prefix layouts new here: registers, and no class token with an attention-pooling head
+# the other forms on the model with the most that is new here (registers, LayerScale, a patch-only position
+# embedding); each graph-mode case compiles anew (CI time)
 FORM_CASES = ([("canonical", family, case) for family, case in CASES]
-              + [(form, family, "tome") for form in FORMS if form != "canonical" for family in ("dinov2_reg", "siglip")])
+              + [(form, "dinov2_reg", "tome") for form in FORMS if form != "canonical"])
 
 
 def build(family: str, case: str):

@@ -16,6 +16,7 @@ from safetensors.numpy import load_file
 from helpers import numpy_reference as ref
 from helpers.paths import DATA
 from ppt_ms.checkpoint import load_pretrained
+from ppt_ms.export import export_network, run_mindir, run_onnx, verify_export
 from ppt_ms.models import TokenTrace, create_model
 
 FAMILIES = DATA / "conformance_families"
@@ -87,3 +88,19 @@ def test_significance_without_a_class_token_is_a_clear_error(method):
     spec = MANIFEST["families"]["siglip"]
     with pytest.raises(ValueError, match="no class token.*use method tome"):
         create_model(spec["model"], **spec["create_kwargs"], token_reduction={"method": method, "r": 2, "layers": [1]})
+
+
+@pytest.mark.parametrize("name", ["dinov2_reg", "siglip_gap", "siglip"])
+def test_export_with_tome_reproduces_timm(name, tmp_path):
+    """One model of each head (class token with registers, mean, attention pooling), with ToMe,
+    exported to MindIR and ONNX: each file gives the live network's and timm's logits."""
+    spec, params, images = family(name)
+    net = create_model(spec["model"], **spec["create_kwargs"], token_reduction=spec["cases"]["tome"])
+    load_pretrained(net, params)
+    inputs = ms.Tensor(images)
+    for file_format, run in (("MINDIR", run_mindir), ("ONNX", run_onnx)):
+        path = export_network(net, inputs, str(tmp_path / name), file_format)
+        result = verify_export(path, net, inputs, file_format)
+        assert result.max_abs_diff <= 1e-4 and result.output_shapes == ((len(images), 10),)
+        np.testing.assert_allclose(run(path, inputs)[0], np.load(FAMILIES / name / "tome.npz")["logits"], rtol=0,
+                                   atol=1e-4)
