@@ -92,6 +92,31 @@ def test_fused_step_matches_reference(cxx, mode, method, distill_token, r):
         np.testing.assert_array_equal(x[:, :2], t["x"][:, :2])  # CLS and distillation token stand alone
 
 
+@pytest.mark.parametrize("method, prefix", [("tome", PrefixTokens(registers=4)), ("ppt", PrefixTokens(registers=4)),
+                                            ("tome", PrefixTokens(class_token=False))],
+                         ids=["tome-registers", "ppt-registers", "tome-no-class-token"])
+def test_fused_step_on_other_prefix_layouts_equals_the_canonical_step(cxx, pynative, method, prefix):
+    """Registers (matched apart from the patches, never pruned) and no class token (unmerged tokens
+    left ranked): the kernel gives what MindSpore's ops give, images that pool and prune alike."""
+    t = step_inputs(7)
+    scored = [ref.score_variance(ref.significance_scores(t["probs"][b].astype(np.float64),
+                                                         t["v"][b].astype(np.float64), prefix.registers),
+                                 registers=prefix.registers) for b in range(B)]
+    threshold = float(np.median(scored))
+    canonical = build_reducer(method, 6, N, prefix, threshold=threshold)
+    want_x, want_size, _, want_decisions = (o.asnumpy() for o in canonical(
+        ms.Tensor(t["x"]), ms.Tensor(t["size"].astype(np.int32)), ms.Tensor(np.zeros(1, np.float32)),
+        *(ms.Tensor(t[n]) for n in ("k", "v", "probs"))))
+    x, size, decisions = (o.asnumpy() for o in fused_reduce(FusedReducer(canonical), t))
+    if method == "ppt":
+        assert 0 < decisions[:, 0].sum() < B
+    np.testing.assert_array_equal(decisions[:, 0], want_decisions[:, 0])
+    np.testing.assert_allclose(decisions[:, 1], want_decisions[:, 1], rtol=1e-5)
+    np.testing.assert_allclose(x, want_x, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(size, want_size)
+    np.testing.assert_array_equal(x[:, :prefix.count], t["x"][:, :prefix.count])
+
+
 @pytest.mark.parametrize("threshold, pooled", [(0.0, False), (1e9, True)])
 def test_fused_ppt_threshold_extremes(cxx, pynative, threshold, pooled):
     t = step_inputs(5)

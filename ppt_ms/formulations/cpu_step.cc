@@ -4,7 +4,9 @@
 // The same decisions as the MindSpore-ops path in reducers.py, matching.py and
 // significance.py; see fused_step.py for the Python side.  Float32, row-major:
 //   x [B, N, C], size [B, N, 1], k and v [B, H, N, d], probs [B, H, N, N],
-//   settings [2] = (PPT threshold, 1 if token 1 is a distillation token)
+//   settings [6] = (PPT threshold, 1 if token 1 is a distillation token, the first matched token
+//                   (the prefix count with registers, else 0), 1 if the class token is protected
+//                   inside the matching, the first scored token, the prefix count); see prefix.py
 //   -> x [B, M, C], size [B, M, 1] with M = N - r, and the decisions [B, 2]:
 //      (1 if the image was pooled, the variance of its scores) for PPT, zeros for ToMe.
 // Images are independent; batches are split across threads.
@@ -58,25 +60,35 @@ struct Layout {
   std::vector<int64_t> keep, src, slot;
 };
 
-// ToMe's bipartite soft matching.  A = even tokens, B = odd tokens; each A token's
-// best B partner by cosine similarity; the r A tokens with the strongest edge merge
-// (CLS, A 0, never; nothing merges into a distillation token, B 0).  Ties keep A order.
-// Output order: [unmerged A ascending, all B], or [A0, B0, A1.., B1..] with distillation.
-Layout Pooling(const float *k, const Dims &s, bool distill) {
+// Which tokens a step sees, and how it treats the prefix tokens (prefix.py).
+struct Prefix {
+  bool distill, protect_cls;
+  int64_t matched_from, scored_from, count;
+};
+
+// ToMe's bipartite soft matching of the tokens from matched_from on.  A = even, B = odd of
+// them; each A token's best B partner by cosine similarity; the r A tokens with the strongest
+// edge merge (with protect_cls, CLS, A 0, never; nothing merges into a distillation token,
+// B 0).  Ties keep A order.  Output order: [the tokens before matched_from, unmerged A
+// (ascending with protect_cls, else strongest edge first), all B], or [A0, B0, A1.., B1..]
+// with distillation.
+Layout Pooling(const float *k, const Dims &s, const Prefix &p) {
   const std::vector<float> metric = UnitMetric(k, s);
-  const int64_t d = s.head_dim, na = (s.tokens + 1) / 2, nb = s.tokens / 2, r = s.tokens - s.kept;
+  const int64_t start = p.matched_from, matched = s.tokens - start;
+  const int64_t d = s.head_dim, na = (matched + 1) / 2, nb = matched / 2, r = s.tokens - s.kept;
+  const bool distill = p.distill;
   // B's rows as columns, so a row of similarities is built from d scaled columns (a loop
   // over B that vectorises) rather than from nb dot products
   std::vector<float> b_columns(d * nb);
   for (int64_t b = 0; b < nb; ++b) {
-    for (int64_t i = 0; i < d; ++i) b_columns[i * nb + b] = metric[(2 * b + 1) * d + i];
+    for (int64_t i = 0; i < d; ++i) b_columns[i * nb + b] = metric[(start + 2 * b + 1) * d + i];
   }
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const int64_t first_b = distill ? 1 : 0;
   std::vector<float> best(na, neg_inf), similarity(nb);
   std::vector<int64_t> partner(na, 0);
-  for (int64_t a = 1; a < na; ++a) {
-    const float *row = metric.data() + 2 * a * d;
+  for (int64_t a = p.protect_cls ? 1 : 0; a < na; ++a) {
+    const float *row = metric.data() + (start + 2 * a) * d;
     std::fill(similarity.begin(), similarity.end(), 0.0f);
     for (int64_t i = 0; i < d; ++i) {
       const float weight = row[i];
@@ -94,38 +106,40 @@ Layout Pooling(const float *k, const Dims &s, bool distill) {
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return best[i] > best[j]; });
   std::vector<int64_t> unmerged(order.begin() + r, order.end());
-  std::sort(unmerged.begin(), unmerged.end());
+  if (p.protect_cls) std::sort(unmerged.begin(), unmerged.end());
   const int64_t kept_a = na - r;
 
   Layout layout;
+  for (int64_t t = 0; t < start; ++t) layout.keep.push_back(t);
   if (distill) {
-    layout.keep = {2 * unmerged[0], 1};
+    layout.keep.insert(layout.keep.end(), {2 * unmerged[0], 1});
     for (int64_t i = 1; i < kept_a; ++i) layout.keep.push_back(2 * unmerged[i]);
     for (int64_t b = 1; b < nb; ++b) layout.keep.push_back(2 * b + 1);
   } else {
-    for (int64_t a : unmerged) layout.keep.push_back(2 * a);
-    for (int64_t b = 0; b < nb; ++b) layout.keep.push_back(2 * b + 1);
+    for (int64_t a : unmerged) layout.keep.push_back(start + 2 * a);
+    for (int64_t b = 0; b < nb; ++b) layout.keep.push_back(start + 2 * b + 1);
   }
   for (int64_t i = 0; i < r; ++i) {
-    layout.src.push_back(2 * order[i]);
-    layout.slot.push_back(kept_a + partner[order[i]]);
+    layout.src.push_back(start + 2 * order[i]);
+    layout.slot.push_back(start + kept_a + partner[order[i]]);
   }
   return layout;
 }
 
 // PPT's significance: s_j = (sum over heads of the CLS row attention to j) * ||v_j||,
-// v_j with all heads concatenated; non-CLS scores normalised to sum 1.  -> [N - 1]
-std::vector<double> PatchScores(const float *probs, const float *v, const Dims &s) {
+// v_j with all heads concatenated; the scores from scored_from on (after CLS and registers)
+// normalised to sum 1.  -> [N - scored_from]
+std::vector<double> PatchScores(const float *probs, const float *v, const Dims &s, int64_t scored_from) {
   const int64_t n = s.tokens, d = s.head_dim;
-  std::vector<double> scores(n - 1, 0.0);
-  for (int64_t j = 1; j < n; ++j) {
+  std::vector<double> scores(n - scored_from, 0.0);
+  for (int64_t j = scored_from; j < n; ++j) {
     float attention = 0, squares = 0;
     for (int64_t h = 0; h < s.heads; ++h) {
       attention += probs[h * n * n + j];
       const float *value = v + (h * n + j) * d;
       squares += Dot(value, value, d);
     }
-    scores[j - 1] = static_cast<double>(attention) * std::sqrt(squares);
+    scores[j - scored_from] = static_cast<double>(attention) * std::sqrt(squares);
   }
   const double total = std::accumulate(scores.begin(), scores.end(), 0.0);
   for (double &score : scores) score = static_cast<float>(score / total);
@@ -139,14 +153,14 @@ double UnbiasedVariance(const std::vector<double> &values) {
   return squares / (values.size() - 1);
 }
 
-// Pruning: CLS first, then the distillation token, then the most significant tokens;
-// equal scores keep token order.
-Layout Pruning(const std::vector<double> &patch_scores, const Dims &s, bool distill) {
-  const int64_t first = distill ? 2 : 1;
+// Pruning: the prefix tokens first (CLS, the distillation token or the registers), then the
+// most significant tokens; equal scores keep token order.
+Layout Pruning(const std::vector<double> &patch_scores, const Dims &s, const Prefix &p) {
+  const int64_t first = p.count, offset = p.scored_from;
   std::vector<int64_t> order(s.tokens - first);
   std::iota(order.begin(), order.end(), first);
   std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t i, int64_t j) { return patch_scores[i - 1] > patch_scores[j - 1]; });
+                   [&](int64_t i, int64_t j) { return patch_scores[i - offset] > patch_scores[j - offset]; });
   Layout layout;
   for (int64_t t = 0; t < first; ++t) layout.keep.push_back(t);
   layout.keep.insert(layout.keep.end(), order.begin(), order.begin() + (s.kept - first));
@@ -208,11 +222,16 @@ bool AllFloat32(int count, const char **dtypes) {
   return true;
 }
 
+Prefix ReadPrefix(const float *settings) {
+  return Prefix{settings[1] != 0, settings[3] != 0, static_cast<int64_t>(settings[2]), static_cast<int64_t>(settings[4]),
+                static_cast<int64_t>(settings[5])};
+}
+
 // What both entry points receive: x, size and k first; settings, then the three outputs, last.
 struct StepArgs {
   const float *x, *size, *k;
   float threshold;
-  bool distill;
+  Prefix prefix;
   float *out_x, *out_size, *out_decisions;
   Dims s;
 
@@ -221,7 +240,7 @@ struct StepArgs {
         size(static_cast<const float *>(params[1])),
         k(static_cast<const float *>(params[2])),
         threshold(static_cast<const float *>(params[nparam - 4])[0]),
-        distill(static_cast<const float *>(params[nparam - 4])[1] != 0),
+        prefix(ReadPrefix(static_cast<const float *>(params[nparam - 4]))),
         out_x(static_cast<float *>(params[nparam - 3])),
         out_size(static_cast<float *>(params[nparam - 2])),
         out_decisions(static_cast<float *>(params[nparam - 1])),
@@ -245,7 +264,7 @@ extern "C" int ToMeStep(int nparam, void **params, int *ndims, int64_t **shapes,
                         void *stream, void *extra) {
   if (nparam != 7 || !AllFloat32(nparam, dtypes)) return 1;
   const StepArgs step(nparam, params, shapes);
-  ForEachImage(step.s.batch, [&](int64_t b) { step.Write(b, Pooling(step.Keys(b), step.s, step.distill)); });
+  ForEachImage(step.s.batch, [&](int64_t b) { step.Write(b, Pooling(step.Keys(b), step.s, step.prefix)); });
   return 0;
 }
 
@@ -259,10 +278,10 @@ extern "C" int PPTStep(int nparam, void **params, int *ndims, int64_t **shapes, 
   const float *probs = static_cast<const float *>(params[4]);
   ForEachImage(s.batch, [&](int64_t b) {
     const std::vector<double> scores = PatchScores(probs + b * s.heads * s.tokens * s.tokens,
-                                                   v + b * s.heads * s.tokens * s.head_dim, s);
+                                                   v + b * s.heads * s.tokens * s.head_dim, s, step.prefix.scored_from);
     const double variance = UnbiasedVariance(scores);
     const bool pooled = variance < step.threshold;
-    step.Write(b, pooled ? Pooling(step.Keys(b), s, step.distill) : Pruning(scores, s, step.distill), pooled,
+    step.Write(b, pooled ? Pooling(step.Keys(b), s, step.prefix) : Pruning(scores, s, step.prefix), pooled,
                variance);
   });
   return 0;

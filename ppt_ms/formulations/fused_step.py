@@ -42,7 +42,7 @@ def fused_step(method: str, num_out: int):
     """The Custom primitive for `method` ("ppt" or "tome") leaving `num_out` tokens:
     ToMe (x, size, k, settings), PPT (x, size, k, v, probs, settings) -> (x, size,
     decisions [B, 2] = (1 if pooled, score variance), zeros for ToMe), all float32;
-    settings = [threshold, 1.0 if there is a distillation token]."""
+    settings: FusedReducer.settings."""
     entry = {"ppt": "PPTStep", "tome": "ToMeStep"}[method]
     step = ops.Custom("%s:%s" % (kernel_library(), entry), out_shape=_reduced_shapes(num_out),
                       out_dtype=_output_dtypes, func_type="aot")
@@ -60,7 +60,10 @@ class FusedReducer(nn.Cell):
         self.method = "ppt" if isinstance(reducer, PPTReducer) else "tome"
         self.kernel = fused_step(self.method, reducer.num_out)
         threshold = reducer.threshold if self.method == "ppt" else 0.0
-        self.settings = ms.Tensor([threshold, 1.0 if reducer.prefix.distilled else 0.0], ms.float32)
+        prefix = reducer.prefix
+        # what cpu_step.cc reads: the threshold and the prefix layout (token_reduction/prefix.py)
+        self.settings = ms.Tensor([threshold, prefix.distilled, prefix.matched_from, prefix.protects_class_token,
+                                   prefix.scored_from, prefix.count], ms.float32)
 
     def construct(self, x, size, source, k, v, probs):
         inputs = (x.astype(ms.float32), size.astype(ms.float32), k.astype(ms.float32))
@@ -71,9 +74,7 @@ class FusedReducer(nn.Cell):
 
 
 def _fused(cell):
-    """The kernel covers a class token with an optional distillation token (DeiT), not registers
-    or models without a class token; those keep MindSpore's ops."""
-    if (type(cell) in (PPTReducer, ToMeReducer) and not cell.trace_source and cell.prefix.protects_class_token):
+    if type(cell) in (PPTReducer, ToMeReducer) and not cell.trace_source:
         return FusedReducer(cell)
     return None
 
