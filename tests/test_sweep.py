@@ -16,7 +16,8 @@ from ppt_ms.flops import count_macs_for
 from ppt_ms.sweep import (SweepPoint, line_plot, nice_ticks, override_flags, pareto_front, parse_grid,
                           parse_methods, pick_setting, run_sweep, split_values, sweep_points, write_results)
 from ppt_ms.sweep.plot import BACKGROUND, COLOURS, FRONT
-from helpers.paths import QUICKSTART, ROOT
+from helpers.paths import QUICKSTART, ROOT, load_tool
+from ppt_ms.evaluate import evaluate
 
 
 # ---------------------------------------------------------------- grid
@@ -186,3 +187,75 @@ def test_sweep_tool_prints_flags_for_a_target(tiny_val, tmp_path):
     bad = command[:command.index("--grid") + 1] + ["model.img_size=32,64", "--out", str(tmp_path)]
     run = subprocess.run(bad, capture_output=True, text=True, timeout=600)
     assert run.returncode != 0 and "only token_reduction keys" in run.stderr
+
+
+# ---------------------------------------------------------------- resuming
+
+class Killed(Exception):
+    pass
+
+
+def counting_evaluate(calls, stop_after=None):
+    """ppt_ms.evaluate.evaluate that records each call and raises Killed after `stop_after` calls."""
+    def run(net, dataset):
+        if stop_after is not None and len(calls) == stop_after:
+            raise Killed()
+        calls.append(net)
+        return evaluate(net, dataset)
+    return run
+
+
+def same_table(rows, others):
+    """Equal rows but for the measured speeds (and float rounding of the loss between runs)."""
+    assert len(rows) == len(others)
+    for row, other in zip(rows, others):
+        keys = set(row) - {"images_per_s", "speedup", "pareto_speed"}
+        assert keys == set(other) - {"images_per_s", "speedup", "pareto_speed"}
+        for key in keys:
+            assert row[key] == (pytest.approx(other[key], rel=1e-6) if isinstance(other[key], float) else other[key])
+    return True
+
+
+def test_a_killed_sweep_resumes_where_it_stopped(tiny_val, tmp_path, pynative):
+    """Killed after its first setting, the sweep run again measures only the others and gives the
+    table of an unbroken run; a truncated last line is measured again.  (Each run starts from the
+    same seed: without weights, the journal would see other random weights.)"""
+    cfg, items, methods = tiny_cfg(tiny_val), ["token_reduction.r=4,8"], ["none", "tome"]
+    journal = str(tmp_path / "resumed" / "sweep_progress.jsonl")
+
+    def sweep(**kwargs):
+        ms.set_seed(0)
+        return run_sweep(cfg, items, methods, **kwargs)
+    first = []
+    with pytest.raises(Killed):
+        sweep(evaluate_fn=counting_evaluate(first, stop_after=1), journal_path=journal, log=lambda line: None)
+    assert len(first) == 1
+    second, lines = [], []
+    resumed = sweep(evaluate_fn=counting_evaluate(second), journal_path=journal, log=lines.append)
+    assert len(second) == 2 and "1 of 3 settings already measured, skipped" in lines[0]
+    unbroken = sweep(log=lambda line: None)
+    assert same_table(resumed, unbroken)
+
+    with open(journal, "rb+") as handle:  # a kill while the last row was written
+        handle.truncate(os.path.getsize(journal) - 10)
+    third, lines = [], []
+    again = sweep(evaluate_fn=counting_evaluate(third), journal_path=journal, log=lines.append)
+    assert len(third) == 1 and "cut short" in lines[0] and "2 of 3 settings already measured" in lines[1]
+    assert same_table(again, unbroken)
+
+
+def test_a_journal_of_other_weights_or_images_is_refused_in_one_line(tiny_val, tmp_path, capsys):
+    out = str(tmp_path / "sweep")
+    command = ["--config", QUICKSTART, "--data.path", tiny_val, "--data.num_workers", "1", "--eval.batch_size", "20",
+               "--model.img_size", "32", "--system.mode", "pynative", "--grid", "token_reduction.r=4",
+               "--methods", "none,tome", "--out", out]
+    sweep = load_tool("sweep")
+    assert sweep.main(command) == 0
+    assert sweep.main(command) == 0 and "2 of 2 settings already measured" in capsys.readouterr().out
+    assert sweep.main(command + ["--system.seed", "1"]) == 1  # other random weights
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a sweep of another weights" in err[0] and "start fresh" in err[0]
+    with open(os.path.join(out, "sweep_progress.jsonl"), "a") as handle:
+        handle.write("not json\n")
+    assert sweep.main(command) == 1
+    assert "line 4 is not JSON" in capsys.readouterr().err

@@ -4,17 +4,21 @@ optionally pick one for a target.
 Usage: python tools/sweep.py --config X.yaml [--ckpt W]
        --grid token_reduction.r=8,13,16 token_reduction.threshold=0,7e-5,1 [--methods none,tome,ppt]
        --out DIR [--images DIR] [--target_macs G] [--target_speedup X] [--section.key VALUE ...]
-Writes DIR/sweep.csv, DIR/sweep.json, DIR/accuracy_vs_macs.png, DIR/accuracy_vs_speed.png; with
+Writes DIR/sweep.csv, DIR/sweep.json, DIR/accuracy_vs_macs.png, DIR/accuracy_vs_speed.png, and
+DIR/sweep_progress.jsonl as each setting finishes: run again with the same arguments, a sweep skips
+the settings already measured (on other weights or images it stops and says so); with
 --images, the settings are scored by the cosine similarity of their embeddings to the unreduced
 ones over that folder (no labels needed): DIR/similarity_vs_*.png.
 """
 import logging
+import os
 import sys
 
 from ppt_ms.builder import setup_context
 from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
 from ppt_ms.sweep import parse_grid, parse_methods, pick_setting, run_sweep, score_of, write_results
+from ppt_ms.sweep.journal import FILE_NAME as JOURNAL
 
 
 def tool_arguments(parser):
@@ -40,7 +44,8 @@ def main(argv=None):
         methods = parse_methods(args.methods or "none,%s" % cfg["token_reduction"]["method"])
         grid = parse_grid(args.grid)
         setup_context(cfg["system"])
-        rows = run_sweep(cfg, args.grid, methods, weights=args.ckpt, images=args.images)
+        rows = run_sweep(cfg, args.grid, methods, weights=args.ckpt, images=args.images,
+                         journal_path=os.path.join(args.out, JOURNAL))
         data = args.images or cfg["data"]["path"]
         context = {"config": args.config, "weights": args.ckpt or cfg["model"]["pretrained"],
                    "model": cfg["model"]["name"], "data": data, "score": score_of(rows),

@@ -10,12 +10,15 @@ import os
 from ..builder import build_model, model_token_reduction, prepare_for
 from ..checkpoint import load_pretrained
 from ..data import create_dataset, create_image_dataset
+from ..data.image_folder import image_files
+from ..data.loader import scan_role
 from ..embeddings import NO_REDUCTION, embed, features_network, similarity
 from ..evaluate import evaluate
 from ..flops import count_macs_for
 from ..models import Features
 from .. import reporting
 from .grid import override_flags, parse_grid, sweep_points
+from .journal import SweepJournal, files_fingerprint, setting_key, weights_fingerprint
 from .pareto import pareto_front
 from .plot import line_plot
 
@@ -92,9 +95,25 @@ def embedding_scorer(cfg, state, images):
     return dataset, score
 
 
-def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=print, images=None):
+def journal_identity(cfg, state, score: str, images=None) -> dict:
+    """What a sweep's rows were measured on (journal.py): everything but the swept settings."""
+    files = image_files(images) if images else [path for path, _ in scan_role(cfg["data"], "val").samples]
+    m, system = cfg["model"], cfg["system"]
+    return {"model": m["name"], "img_size": m["img_size"], "num_classes": m["num_classes"],
+            "weights": weights_fingerprint(state), "images": "%s (%d files, %s)" % (
+                os.path.abspath(images or os.path.join(cfg["data"]["path"], cfg["data"]["val_split"])), len(files),
+                files_fingerprint(files)),
+            "score": score, "batch_size": cfg["eval"]["batch_size"], "device": system["device_target"],
+            "mode": system["mode"], "amp": "%s %s" % (system["amp_level"], system["amp_dtype"]),
+            "cpu_kernels": m["cpu_kernels"]}
+
+
+def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=print, images=None,
+              journal_path=None):
     """Evaluate every grid point of every method on cfg's val split -> rows (dicts); with `images`
-    (a folder, no labels needed), score the points by embedding similarity instead.
+    (a folder, no labels needed), score the points by embedding similarity instead.  With
+    `journal_path`, every finished point is appended there and a point already in it is not
+    measured again (journal.py).
 
     evaluate_fn(net, dataset) -> metrics with top1, top5, loss, images_per_second
     (ppt_ms.evaluate.evaluate; images/s excludes each input shape's first, compiling call)."""
@@ -102,6 +121,17 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
     checked = check_points(sweep_points(grid, methods), cfg)
     state = reference_weights(cfg, weights)
     score, wrap = ("accuracy", None) if images is None else ("embedding", Features)
+    journal = None
+    if journal_path:
+        journal = SweepJournal(journal_path, journal_identity(cfg, state, score, images))
+        for note in journal.notes:
+            log(note)
+        keys = {setting_key(point_cfg["token_reduction"].to_dict()) for _, point_cfg, _ in checked}
+        done = sum(key in journal.rows for key in keys)
+        if journal.rows:
+            log("%s: %d of %d settings already measured, skipped%s" % (
+                journal_path, done, len(checked), "; %d other settings there are not in this grid, left out"
+                % (len(journal.rows) - done) if len(journal.rows) > done else ""))
     if images is None:
         dataset = create_dataset(cfg["data"], "val", cfg["model"]["img_size"], cfg["model"]["num_classes"],
                                  training=False, batch_size=cfg["eval"]["batch_size"])
@@ -109,14 +139,20 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
         dataset, evaluate_fn = embedding_scorer(cfg, state, images)
     rows = []
     for i, (point, point_cfg, macs) in enumerate(checked):
+        key = setting_key(point_cfg["token_reduction"].to_dict())
+        if journal is not None and key in journal.rows:
+            rows.append(journal.rows[key])
+            continue
         metrics, tokens = measure(point_cfg, state, dataset, evaluate_fn, wrap)
         tr = point_cfg["token_reduction"]
         row = {"method": point.method, "settings": {key: tr[key] for key, _ in point.settings},
                "label": point.label(),
                "flags": override_flags(point, cfg), "final_tokens": tokens, "macs": macs, "gmacs": macs / 1e9,
                "images_per_s": metrics.images_per_second}
-        row.update({key: getattr(metrics, key) for key in SCORES[score][1]})
+        row.update({name: getattr(metrics, name) for name in SCORES[score][1]})
         rows.append(row)
+        if journal is not None:
+            journal.append(key, row)
         quality = ("top-1 %.2f %%" % row["top1"] if images is None
                    else "cosine similarity %.4f" % row["cosine"])
         log("[%d/%d] %s: %s, %.4f GMACs, %s images/s" % (
