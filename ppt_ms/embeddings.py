@@ -17,6 +17,7 @@ from .data import create_image_dataset
 from .evaluate import ForwardTimer
 from .flops import count_macs
 from .models import Features
+from .progress import Progress, image_count
 from . import reporting
 from .reporting import table
 
@@ -28,14 +29,18 @@ def features_network(cfg, net):
     return prepare_for(cfg, Features(net), "inference")
 
 
-def embed(features, dataset):
+def embed(features, dataset, what: str = "embed"):
     """-> (embeddings [N, C] float32 of every image of a batched (image, label) dataset, images/s
-    of the forward passes, compile excluded)."""
+    of the forward passes, compile excluded), with a progress display named `what`."""
     was_training = features.training
     features.set_train(False)
     timer = ForwardTimer(features)
+    batches = []
     try:
-        batches = [timer(images) for images, _ in dataset.create_tuple_iterator(num_epochs=1)]
+        with Progress(what, image_count(dataset)) as progress:
+            for images, _ in dataset.create_tuple_iterator(num_epochs=1):
+                batches.append(timer(images))
+                progress.update(len(batches[-1]))
         speed = timer.images_per_second()
     finally:
         features.set_train(was_training)
@@ -89,8 +94,8 @@ def embedding_similarity(cfg, weights, folder):
     net = build_model(cfg, weights=weights)
     plain = build_model(cfg, token_reduction=NO_REDUCTION)
     load_pretrained(plain, {p.name: p.asnumpy() for p in net.get_parameters()})  # the same weights, also random ones
-    reduced, speed = embed(features_network(cfg, net), dataset)
-    unreduced, plain_speed = embed(features_network(cfg, plain), dataset)
+    reduced, speed = embed(features_network(cfg, net), dataset, "embed %s" % cfg.token_reduction.method)
+    unreduced, plain_speed = embed(features_network(cfg, plain), dataset, "embed none")
     metrics = similarity(reduced, unreduced, speed)
     report = EmbeddingReport(model=cfg.model.name, token_reduction=cfg.token_reduction.to_dict(),
                              checkpoint=weights or cfg.model.pretrained, images_folder=folder, images=metrics.images,

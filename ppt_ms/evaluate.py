@@ -18,6 +18,7 @@ from .models import logits_of
 from . import reporting
 from .reporting import table
 from .flops import count_macs
+from .progress import Progress, image_count
 
 TOP_K = 5
 
@@ -88,8 +89,9 @@ class EvalMetrics:
     images_per_second: Optional[float] = None
 
 
-def evaluate(net, dataset, rank: int = 0, group_size: int = 1) -> EvalMetrics:
-    """Accuracy and mean loss of `net` on a batched dataset of (image [B,3,H,W], int label [B]).
+def evaluate(net, dataset, rank: int = 0, group_size: int = 1, what: str = "eval") -> EvalMetrics:
+    """Accuracy and mean loss of `net` on a batched dataset of (image [B,3,H,W], int label [B]),
+    with a progress display named `what` (progress.py).
 
     With group_size > 1 (data parallel) every rank reads the whole dataset but runs only the batches
     i with i % group_size == rank; the sums are added over the ranks, so every image counts exactly
@@ -100,15 +102,17 @@ def evaluate(net, dataset, rank: int = 0, group_size: int = 1) -> EvalMetrics:
     timer = ForwardTimer(net)
     totals = np.zeros(4, dtype=np.float64)
     try:
-        for index, (images, labels) in enumerate(dataset.create_tuple_iterator(num_epochs=1)):
-            if index % group_size != rank:
-                continue
-            logits = timer(images)
-            labels = labels.asnumpy()
-            if labels.ndim != 1:
-                raise ValueError("evaluate needs int class ids [B] as labels, got shape %s (soft targets are "
-                                 "for training only)" % (labels.shape,))
-            totals += batch_totals(logits, labels.astype(np.int64), min(TOP_K, logits.shape[1]))
+        with Progress(what, image_count(dataset, group_size)) as progress:
+            for index, (images, labels) in enumerate(dataset.create_tuple_iterator(num_epochs=1)):
+                if index % group_size != rank:
+                    continue
+                logits = timer(images)
+                labels = labels.asnumpy()
+                if labels.ndim != 1:
+                    raise ValueError("evaluate needs int class ids [B] as labels, got shape %s (soft targets are "
+                                     "for training only)" % (labels.shape,))
+                totals += batch_totals(logits, labels.astype(np.int64), min(TOP_K, logits.shape[1]))
+                progress.update(len(labels))
         speed = timer.images_per_second()
     finally:
         net.set_train(was_training)
@@ -151,7 +155,7 @@ def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
     net, runnable = build_model(cfg, weights=weights, purpose="inference")
     dataset = create_dataset(cfg.data, "val", cfg.model.img_size, cfg.model.num_classes, training=False,
                              batch_size=cfg.eval.batch_size)
-    metrics = evaluate(runnable, dataset)
+    metrics = evaluate(runnable, dataset, what="eval %s" % cfg.token_reduction.method)
     return EvalReport(model=cfg.model.name, token_reduction=cfg.token_reduction.to_dict(), checkpoint=weights,
                       data=os.path.join(cfg.data.path, cfg.data.val_split), batch_size=cfg.eval.batch_size,
                       images=metrics.images, top1=metrics.top1, top5=metrics.top5, loss=metrics.loss,

@@ -14,6 +14,7 @@ from ppt_ms.config import load_config
 from ppt_ms.data import create_dataset
 from ppt_ms.evaluate import ForwardTimer, batch_totals, evaluate, format_report, write_json
 from ppt_ms.models import create_model
+from ppt_ms import progress
 from tools.eval import main as eval_main
 from helpers.paths import QUICKSTART
 
@@ -91,7 +92,9 @@ def micro_digits(digits_subset):
     return digits_subset("eval_digits", {"train": 2, "val": 3})
 
 
-def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tmp_path, capsys):
+def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tmp_path, capsys, monkeypatch):
+    """... and shows its progress on stderr (done/total, rate, ETA; here a line per batch), results on stdout."""
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)
     ms.set_seed(3)
     source = create_model("vit_quickstart")
     weights = tmp_path / "vit_quickstart.safetensors"
@@ -99,9 +102,14 @@ def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tm
     report_path = tmp_path / "out" / "eval.json"
     assert eval_main(["--config", QUICKSTART, "--data.path", str(micro_digits), "--eval.batch_size", "8",
                       "--ckpt", str(weights), "--json", str(report_path)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     for row in ("top-1", "top-5", "loss", "MACs per image", "images/s", "ppt (r=9 layers=[1, 2]"):
         assert row in printed
+    lines = [line for line in captured.err.splitlines() if line.startswith("eval ppt: ")]
+    assert lines[0].startswith("eval ppt: 8/30 images, ") and " images/s, ETA 0:00:" in lines[0]
+    assert lines[-1].startswith("eval ppt: 30/30 images, ") and ", took " in lines[-1]
+    assert "eval ppt" not in printed
     report = json.loads(report_path.read_text())
 
     cfg = load_config(QUICKSTART, [f"data.path={micro_digits}"])

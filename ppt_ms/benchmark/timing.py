@@ -28,6 +28,7 @@ from mindspore import nn
 
 from ..export import export_network
 from ..onnx_runtime import OnnxSession, onnxruntime_version
+from ..progress import Progress
 from ..train.loss import create_loss
 from ..train.optimizer import create_optimizer
 from ..train.step import TrainStep
@@ -65,12 +66,14 @@ def time_side_by_side(calls: Dict[str, Callable[[], object]], warmup: int, repea
         timings[name] = Timings(elapsed, memory.peak, memory.retained)
         for _ in range(warmup):
             call()
-    for round_index in range(repeats):
-        for name in rotated(list(calls), round_index):
-            with RssProbe() as memory:
-                timings[name].seconds.append(_timed(calls[name]))
-            if memory.peak is not None:
-                timings[name].timed_calls_peak_mb = max(timings[name].timed_calls_peak_mb or 0.0, memory.peak)
+    with Progress("benchmark rounds", repeats, "rounds") as progress:
+        for round_index in range(repeats):
+            for name in rotated(list(calls), round_index):
+                with RssProbe() as memory:
+                    timings[name].seconds.append(_timed(calls[name]))
+                if memory.peak is not None:
+                    timings[name].timed_calls_peak_mb = max(timings[name].timed_calls_peak_mb or 0.0, memory.peak)
+            progress.update()
     return timings
 
 

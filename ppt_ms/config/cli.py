@@ -1,6 +1,7 @@
 """A tool's command line: --config, --set and a --section.key flag for every config key."""
 import argparse
 
+from ..progress import set_quiet
 from .core import load_config
 from .rules import ConfigError, IntOrIntList, ListOf
 from .schema import SCHEMA, as_override, split_key
@@ -50,6 +51,8 @@ def parse_cli(argv=None, description=None, extra=None):
                       help="override one config key; VALUE is read as YAML (repeatable)")
     tool.add_argument("--verbose", action="store_true", help="after an error, print everything it knows "
                       "(e.g. every key of a checkpoint that does not fit)")
+    tool.add_argument("--quiet", action="store_true", help="no progress display (done/total, rate, ETA on "
+                      "stderr) during long runs")
     if extra is not None:
         extra(tool)
     usage = tool.format_usage().strip()[len("usage: "):].replace("%", "%%")
@@ -76,4 +79,5 @@ def parse_cli(argv=None, description=None, extra=None):
     except ConfigError as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     delattr(args, _OVERRIDES)
+    set_quiet(args.quiet)
     return cfg, args

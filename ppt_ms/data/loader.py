@@ -145,6 +145,7 @@ def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=
     if mixer is not None:
         dataset = dataset.map(operations=mixer, input_columns=['image', 'label'],
                               num_parallel_workers=1, python_multiprocessing=False)
+    dataset.image_count = shard_size if group_size > 1 else len(scan.samples)  # for progress displays
     return dataset
 
 
@@ -162,5 +163,6 @@ def create_image_dataset(data_cfg, folder, img_size, batch_size):
     dataset = ds.GeneratorDataset(DecodedImages([(path, 0) for path in files]), column_names=['image', 'label'],
                                   shuffle=False)
     dataset = dataset.map(operations=_image_transforms(data_cfg, img_size, False), input_columns='image',
-                          num_parallel_workers=workers)
-    return dataset.batch(batch_size, drop_remainder=False), files
+                          num_parallel_workers=workers).batch(batch_size, drop_remainder=False)
+    dataset.image_count = len(files)  # for progress displays
+    return dataset, files

@@ -16,6 +16,7 @@ from ..embeddings import NO_REDUCTION, embed, features_network, similarity
 from ..evaluate import evaluate
 from ..flops import count_macs_for
 from ..models import Features
+from ..progress import Progress
 from .. import reporting
 from .grid import override_flags, parse_grid, sweep_points
 from .journal import SweepJournal, files_fingerprint, setting_key, weights_fingerprint
@@ -65,6 +66,11 @@ def measure(point_cfg, state, dataset, evaluate_fn=evaluate, wrap=None):
     load_pretrained(net, state)
     runnable = prepare_for(point_cfg, wrap(net) if wrap else net, "inference")
     return evaluate_fn(runnable, dataset), net.tokens_per_block[-1]
+
+
+def evaluate_point(label: str):
+    """ppt_ms.evaluate.evaluate with a progress display named after the point."""
+    return lambda net, dataset: evaluate(net, dataset, what="sweep: " + label)
 
 
 def add_tradeoffs(rows, score: str = "top1"):
@@ -138,12 +144,15 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
     else:
         dataset, evaluate_fn = embedding_scorer(cfg, state, images)
     rows = []
+    settings = Progress("sweep", len(checked), "settings")
     for i, (point, point_cfg, macs) in enumerate(checked):
         key = setting_key(point_cfg["token_reduction"].to_dict())
         if journal is not None and key in journal.rows:
             rows.append(journal.rows[key])
+            settings.update()
             continue
-        metrics, tokens = measure(point_cfg, state, dataset, evaluate_fn, wrap)
+        scorer = evaluate_point(point.label()) if evaluate_fn is evaluate else evaluate_fn
+        metrics, tokens = measure(point_cfg, state, dataset, scorer, wrap)
         tr = point_cfg["token_reduction"]
         row = {"method": point.method, "settings": {key: tr[key] for key, _ in point.settings},
                "label": point.label(),
@@ -158,6 +167,8 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
         log("[%d/%d] %s: %s, %.4f GMACs, %s images/s" % (
             i + 1, len(checked), row["label"], quality, row["gmacs"],
             "%.1f" % row["images_per_s"] if row["images_per_s"] else "-"))
+        settings.update()
+    settings.close()
     add_tradeoffs(rows, SCORES[score][0])
     return rows
 
