@@ -143,7 +143,7 @@ from mindspore.communication import get_rank
 ms.set_context(mode=ms.GRAPH_MODE)
 ms.set_device({device!r})
 from ppt_ms.device_check import ConformanceSet, training_step
-from ppt_ms.train.distributed import init_world
+from ppt_ms.distributed import init_world
 world = init_world()
 data = ConformanceSet({data!r})
 loss, params = training_step(data, data.images, np.arange(len(data.images), dtype=np.int32), world.group_size)

@@ -14,10 +14,12 @@ from mindspore import nn, ops
 
 from .builder import build_model, setup_context
 from .data import create_dataset
+from .data.loader import shard_positions
 from .models import logits_of
 from . import reporting
 from .reporting import table
 from .flops import count_macs
+from .distributed import init_world
 from .progress import Progress, image_count
 
 TOP_K = 5
@@ -89,30 +91,34 @@ class EvalMetrics:
     images_per_second: Optional[float] = None
 
 
-def evaluate(net, dataset, rank: int = 0, group_size: int = 1, what: str = "eval") -> EvalMetrics:
+def evaluate(net, dataset, what: str = "eval") -> EvalMetrics:
     """Accuracy and mean loss of `net` on a batched dataset of (image [B,3,H,W], int label [B]),
     with a progress display named `what` (progress.py).
 
-    With group_size > 1 (data parallel) every rank reads the whole dataset but runs only the batches
-    i with i % group_size == rank; the sums are added over the ranks, so every image counts exactly
-    once and all ranks return the same metrics. images_per_second is this rank's forward throughput.
+    Data parallel (a dataset of ppt_ms.data.create_dataset with group_size > 1): each rank reads
+    and decodes only its shard; the samples the sampler repeats to even out the shards are not
+    counted, the sums are added over the ranks, so every image counts exactly once and all ranks
+    return the same metrics.  images_per_second is this rank's forward throughput.
     """
+    rank, group_size, total = getattr(dataset, "shard", (0, 1, None))
     was_training = net.training
     net.set_train(False)
     timer = ForwardTimer(net)
     totals = np.zeros(4, dtype=np.float64)
+    read = 0
     try:
-        with Progress(what, image_count(dataset, group_size)) as progress:
-            for index, (images, labels) in enumerate(dataset.create_tuple_iterator(num_epochs=1)):
-                if index % group_size != rank:
-                    continue
+        with Progress(what, image_count(dataset), quiet=rank != 0) as progress:  # rank 0 speaks for all
+            for batch in dataset.create_tuple_iterator(num_epochs=1):
+                images, labels = batch[0], batch[1].asnumpy()
                 logits = timer(images)
-                labels = labels.asnumpy()
                 if labels.ndim != 1:
                     raise ValueError("evaluate needs int class ids [B] as labels, got shape %s (soft targets are "
                                      "for training only)" % (labels.shape,))
+                if group_size > 1:
+                    logits, labels = own_samples(batch[2].asnumpy(), logits, labels, rank, group_size, total, read)
+                read += len(batch[1])
                 totals += batch_totals(logits, labels.astype(np.int64), min(TOP_K, logits.shape[1]))
-                progress.update(len(labels))
+                progress.update(len(batch[1]))
         speed = timer.images_per_second()
     finally:
         net.set_train(was_training)
@@ -123,6 +129,17 @@ def evaluate(net, dataset, rank: int = 0, group_size: int = 1, what: str = "eval
         raise ValueError("the evaluation dataset produced no images")
     return EvalMetrics(images=images, top1=100.0 * totals[1] / images, top5=100.0 * totals[2] / images,
                        loss=float(totals[3] / images), images_per_second=speed)
+
+
+def own_samples(indices, logits, labels, rank, group_size, total, start):
+    """The rows of a shard's batch that are its own samples, not the sampler's repeats;
+    RuntimeError if the samples are not in the order shard_positions expects."""
+    expected, own = shard_positions(rank, group_size, total, start, len(indices))
+    if list(indices) != expected:
+        raise RuntimeError("rank %d of %d read samples %s where %s were expected: MindSpore's sharded sampler "
+                           "has another order, so repeated samples cannot be told apart"
+                           % (rank, group_size, list(indices)[:8], expected[:8]))
+    return logits[own], labels[own]
 
 
 @dataclass
@@ -152,9 +169,10 @@ def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
     if not os.path.isfile(weights):
         raise FileNotFoundError("checkpoint not found: %s" % weights)
     setup_context(cfg.system)
+    world = init_world()  # under msrun, each rank reads and runs its shard of the images
     net, runnable = build_model(cfg, weights=weights, purpose="inference")
     dataset = create_dataset(cfg.data, "val", cfg.model.img_size, cfg.model.num_classes, training=False,
-                             batch_size=cfg.eval.batch_size)
+                             batch_size=cfg.eval.batch_size, rank=world.rank, group_size=world.group_size)
     metrics = evaluate(runnable, dataset, what="eval %s" % cfg.token_reduction.method)
     return EvalReport(model=cfg.model.name, token_reduction=cfg.token_reduction.to_dict(), checkpoint=weights,
                       data=os.path.join(cfg.data.path, cfg.data.val_split), batch_size=cfg.eval.batch_size,

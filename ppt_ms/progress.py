@@ -17,13 +17,10 @@ def set_quiet(quiet: bool):
     _settings["quiet"] = bool(quiet)
 
 
-def image_count(dataset, group_size: int = 1) -> int:
-    """How many images a pipeline of ppt_ms.data yields (its image_count; else batches x batch
-    size), of which a rank running every group_size-th batch sees its share."""
+def image_count(dataset) -> int:
+    """How many images a pipeline of ppt_ms.data yields (its image_count; else batches x batch size)."""
     count = getattr(dataset, "image_count", None)
-    if count is None:
-        count = dataset.get_dataset_size() * dataset.get_batch_size()
-    return -(-count // group_size)
+    return dataset.get_dataset_size() * dataset.get_batch_size() if count is None else count
 
 
 def _clock(seconds: float) -> str:
@@ -34,7 +31,8 @@ def _clock(seconds: float) -> str:
 class Progress:
     """with Progress("eval", total=359, unit="images") as progress: progress.update(batch)."""
 
-    def __init__(self, what: str, total: int, unit: str = "images", stream=None, interval: float = None):
+    def __init__(self, what: str, total: int, unit: str = "images", stream=None, interval: float = None,
+                 quiet: bool = False):
         self.what, self.total, self.unit = what, total, unit
         self.stream = stream or sys.stderr
         self.interval = INTERVAL if interval is None else interval
@@ -42,7 +40,7 @@ class Progress:
         self.start = self.last_line = time.monotonic()
         self.first = None  # (count, time) after the first step
         self.bar = None
-        self.quiet = _settings["quiet"]
+        self.quiet = _settings["quiet"] or quiet
         if not self.quiet and self.stream.isatty():
             from tqdm import tqdm  # only on a terminal
             self.bar = tqdm(total=total, desc=what, unit=" " + unit, file=self.stream, dynamic_ncols=True,

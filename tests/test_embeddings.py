@@ -15,7 +15,7 @@ from ppt_ms.models import Features, create_model
 
 
 @pytest.mark.parametrize("name", ["dinov2_reg", "siglip", "siglip_gap"])
-def test_features_are_the_pre_logits(name, graph):
+def test_features_are_the_pre_logits(name, pynative):
     """With ToMe, the embedding is the reference's pooled, normed vector (class token, mean of the
     tokens left); for every head, timm's classifier applied to it gives timm's logits."""
     spec = MANIFEST["families"][name]

@@ -99,14 +99,19 @@ def _image_transforms(data_cfg, img_size, training):
 
 def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=None, rank=0, group_size=1,
                    shuffle=None, seed=0, drop_remainder=None):
+    # sharded evaluation (evaluate.evaluate) reads a third column, each sample's index, to count
+    # every image once: see `shard_of`
     """Batched pipeline over the images of split 'train' or 'val'.
 
     Columns: image float32 [B, 3, img_size, img_size]; label int32 [B] class ids, or float32
     [B, num_classes] soft targets when training with mixup/cutmix or label smoothing.
     training selects the augmentation (train) or the DeiT eval transform. shuffle and
     drop_remainder default to ``training``; batch_size defaults to data_cfg['batch_size'].
-    Sharding: rank ``rank`` of ``group_size`` reads 1/group_size of the samples; when the count
-    is not divisible, MindSpore's sampler repeats a few samples so all shards have equal length.
+    Sharding: rank ``rank`` of ``group_size`` reads (and decodes) only 1/group_size of the samples;
+    when the count is not divisible, MindSpore's sampler repeats a few samples so all shards have
+    equal length.  A sharded eval pipeline (not training) has a third column, index int32 [B],
+    and the attribute ``shard`` = (rank, group_size, number of samples), so that evaluation can
+    count every image exactly once.
     Shuffling and the random augmentations follow mindspore.dataset.config.set_seed (use the same
     seed on all ranks); ``seed`` (with rank) seeds the Mixup/CutMix draws.
     """
@@ -131,8 +136,10 @@ def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=
                  len(scan.class_names), len(scan.skipped))
 
     sharding = dict(num_shards=group_size, shard_id=rank) if group_size > 1 else {}
+    indexed = group_size > 1 and not training
     decoders = decoding_processes(workers)
-    dataset = ds.GeneratorDataset(DecodedImages(scan.samples), column_names=['image', 'label'], shuffle=shuffle,
+    dataset = ds.GeneratorDataset(DecodedImages(scan.samples, with_index=indexed),
+                                  column_names=['image', 'label'] + (['index'] if indexed else []), shuffle=shuffle,
                                   num_parallel_workers=max(1, decoders), python_multiprocessing=decoders > 0,
                                   **sharding)
     dataset = dataset.map(operations=_image_transforms(data_cfg, img_size, training), input_columns='image',
@@ -146,7 +153,18 @@ def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=
         dataset = dataset.map(operations=mixer, input_columns=['image', 'label'],
                               num_parallel_workers=1, python_multiprocessing=False)
     dataset.image_count = shard_size if group_size > 1 else len(scan.samples)  # for progress displays
+    if indexed:
+        dataset.shard = (rank, group_size, len(scan.samples))
     return dataset
+
+
+def shard_positions(rank: int, group_size: int, total: int, start: int, count: int):
+    """Of the samples `start` .. `start + count - 1` of shard `rank` (in reading order), the index
+    each must be, and whether it is the shard's own or one MindSpore's sampler repeats to even out
+    the shards.  Its order, measured (mindspore.dataset 2.10, shuffle off): shard r reads samples
+    r, r + G, r + 2G, ..., wrapping around past the end; what wraps around is a repeat."""
+    virtual = [rank + (start + k) * group_size for k in range(count)]
+    return [v % total for v in virtual], [v < total for v in virtual]
 
 
 def create_image_dataset(data_cfg, folder, img_size, batch_size):

@@ -25,14 +25,19 @@ def load_rgb(path):
 
 
 class DecodedImages:
-    """index -> (RGB uint8 [H, W, 3], int32 label) over a scanned [(path, label)] list."""
+    """index -> (RGB uint8 [H, W, 3], int32 label) over a scanned [(path, label)] list; with
+    `with_index`, also the sample's index (int32), so that a shard's reader can tell the samples
+    MindSpore's sampler repeats to even out the shards."""
 
-    def __init__(self, samples):
+    def __init__(self, samples, with_index: bool = False):
         self.samples = list(samples)
+        self.with_index = with_index
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, index):
         path, label = self.samples[index]
+        if self.with_index:
+            return load_rgb(path), np.int32(label), np.int32(index)
         return load_rgb(path), np.int32(label)

@@ -7,7 +7,7 @@ reaches the same parameters as an unbroken run (see data_order for the condition
 from .checkpointing import (Progress, latest_checkpoint, list_checkpoints, remove_old_checkpoints,
                             restore_training_checkpoint, save_training_checkpoint, training_state)
 from .data_order import epoch_seed
-from .distributed import World, init_world, launched_by_msrun
+from ..distributed import World, init_world, launched_by_msrun
 from .ema import ParameterEMA, averaged_weights
 from .errors import ResumeError, TrainingDiverged, TrainingError
 from .loss import create_loss

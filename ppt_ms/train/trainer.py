@@ -14,7 +14,7 @@ from ..evaluate import evaluate
 from .checkpointing import (Progress, check_same_schedule, latest_checkpoint, remove_old_checkpoints,
                             restore_training_checkpoint, save_training_checkpoint, training_state)
 from .data_order import epoch_batches, train_dataset
-from .distributed import World, init_world
+from ..distributed import World, init_world
 from .ema import ParameterEMA, averaged_weights
 from .errors import TrainingDiverged
 from .loss import create_loss
@@ -45,12 +45,13 @@ def resume_path(train_cfg) -> Optional[str]:
     return train_cfg.resume
 
 
-def validation_dataset(cfg):
-    """The val split (not sharded: evaluate splits the batches over ranks), or None if it does not exist."""
+def validation_dataset(cfg, world: World):
+    """This rank's shard of the val split (evaluate counts every image once over the ranks), or None
+    if it does not exist."""
     if not os.path.isdir(os.path.join(cfg.data.path, cfg.data.val_split)):
         return None
     return create_dataset(cfg.data, "val", cfg.model.img_size, cfg.model.num_classes, training=False,
-                          batch_size=cfg.eval.batch_size)
+                          batch_size=cfg.eval.batch_size, rank=world.rank, group_size=world.group_size)
 
 
 class _Run:
@@ -77,7 +78,7 @@ class _Run:
                               t.clip_grad, self.loss_scaler, world.group_size, self.ema,
                               StepLearningRate(self.optimizer, self.lrs))
         self.state = training_state(self.net, self.optimizer, self.ema, self.loss_scaler)
-        self.val = validation_dataset(cfg)
+        self.val = validation_dataset(cfg, world)
         self.progress = self.position(0)
         self.result = TrainResult(self.net, self.progress)
         self.last_saved_step = None
@@ -147,12 +148,12 @@ class _Run:
         line = "epoch %d/%d done in %s: train loss %.4f" % (epoch + 1, self.cfg.train.epochs,
                                                             format_duration(seconds), train_loss)
         if self.val is not None and validation_due(epoch, self.cfg.train.epochs, self.cfg.train.val_every_epochs):
-            metrics = evaluate(self.net, self.val, self.world.rank, self.world.group_size)
+            metrics = evaluate(self.net, self.val, what="validation")
             summary["val"] = asdict(metrics)
             line += ", val top-1 %.2f%%, top-5 %.2f%%, loss %.4f" % (metrics.top1, metrics.top5, metrics.loss)
             if self.ema is not None:
                 with averaged_weights(self.ema):
-                    ema_metrics = evaluate(self.net, self.val, self.world.rank, self.world.group_size)
+                    ema_metrics = evaluate(self.net, self.val, what="validation (EMA)")
                 summary["val_ema"] = asdict(ema_metrics)
                 line += ", EMA top-1 %.2f%%" % ema_metrics.top1
         self.log(line)
