@@ -7,7 +7,7 @@ from typing import Callable, List, Optional
 
 import mindspore as ms
 
-from ..builder import build_model, prepare_for, setup_context
+from ..builder import build_model, setup_context
 from ..config import dump_config
 from ..data import create_dataset
 from ..evaluate import evaluate
