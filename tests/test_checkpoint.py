@@ -363,8 +363,12 @@ def test_convert_tool_without_model(tmp_path, capsys):
     np.savez(tmp_path / "w.npz", **state)
     tool = load_convert_tool()
     assert tool.main(["--src", str(tmp_path / "w.npz"), "--dst", str(tmp_path / "out" / "w.ckpt")]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "(npz): %d tensors, %d values" % (len(state), sum(v.size for v in state.values())) in printed
+    progress = captured.err.strip().splitlines()  # on stderr: the first step with an ETA, then the end
+    assert progress[0].startswith("convert: 1/2 steps, ") and "ETA" in progress[0]
+    assert progress[-1].startswith("convert: 2/2 steps, ") and "took" in progress[-1]
     got = read_state_dict(tmp_path / "out" / "w.ckpt")
     assert all(np.array_equal(got[k], state[k]) for k in state)
 
@@ -410,14 +414,14 @@ def test_a_checkpoint_of_another_model_is_explained_in_one_line(tmp_path, capsys
     convert = load_tool("convert")
     argv = ["--src", str(path), "--dst", str(tmp_path / "out.ckpt"), "--model", "vit_quickstart"]
     assert convert.main(argv) == 1
-    lines = capsys.readouterr().err.strip().splitlines()
+    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("convert: ")]  # progress
     assert len(lines) == 1 and len(lines[0]) < 1000
     for fragment in ("does not fit the network", "12 blocks of width 192, 14 x 14 patches of 16 px (224 px)",
                      "likely deit_tiny_patch16_224", "The network: 4 blocks of width 64, 6 x 6 patches of 4 px",
                      "E.g. ", "more (all of them: --verbose"):
         assert fragment in lines[0]
     assert convert.main(argv + ["--verbose"]) == 1
-    lines = capsys.readouterr().err.strip().splitlines()
+    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("convert: ")]
     problems = int(lines[0].split(" problem(s)")[0].rsplit("(", 1)[1])
     assert len(lines) == 1 + problems and problems > 100
     assert not (tmp_path / "out.ckpt").exists()

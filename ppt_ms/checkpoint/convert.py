@@ -3,6 +3,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional
 
+from ..progress import Progress
 from .loading import LoadReport, load_pretrained
 from .saving import save_checkpoint_atomic
 from .state_dict import detect_format, read_state_dict
@@ -36,17 +37,22 @@ def convert_checkpoint(src, dst, model_name: Optional[str] = None, num_classes: 
     to fit; pos_embed may be resized and a classifier of another size skipped."""
     source_format = detect_format(src)
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    state = read_state_dict(src, use_ema=use_ema)
-    summary = ConversionSummary(os.fspath(src), source_format, os.fspath(dst), len(state),
-                                sum(int(array.size) for array in state.values()), model_name)
-    if model_name is None:
-        save_checkpoint_atomic(state, dst)
-        return summary
-    # imported here: ppt_ms.models may itself import this package for pretrained weights
-    from ..models import create_model
+    with Progress("convert", 2 if model_name is None else 3, "steps") as progress:  # read, (load,) write
+        state = read_state_dict(src, use_ema=use_ema)
+        progress.update()
+        summary = ConversionSummary(os.fspath(src), source_format, os.fspath(dst), len(state),
+                                    sum(int(array.size) for array in state.values()), model_name)
+        if model_name is None:
+            save_checkpoint_atomic(state, dst)
+            progress.update()
+            return summary
+        # imported here: ppt_ms.models may itself import this package for pretrained weights
+        from ..models import create_model
 
-    overrides = {k: v for k, v in (("num_classes", num_classes), ("img_size", img_size)) if v is not None}
-    net = create_model(model_name, **overrides)
-    summary.report = load_pretrained(net, state)
-    save_checkpoint_atomic(net, dst)
+        overrides = {k: v for k, v in (("num_classes", num_classes), ("img_size", img_size)) if v is not None}
+        net = create_model(model_name, **overrides)
+        summary.report = load_pretrained(net, state)
+        progress.update()
+        save_checkpoint_atomic(net, dst)
+        progress.update()
     return summary
