@@ -258,4 +258,4 @@ def test_a_journal_of_other_weights_or_images_is_refused_in_one_line(tiny_val, t
     with open(os.path.join(out, "sweep_progress.jsonl"), "a") as handle:
         handle.write("not json\n")
     assert sweep.main(command) == 1
-    assert "line 4 is not JSON" in capsys.readouterr().err
+    assert "line 4 is not a journal record" in capsys.readouterr().err

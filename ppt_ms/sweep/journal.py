@@ -56,7 +56,7 @@ class SweepJournal:
             self._read()
         else:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._write_lines([{"journal": self.identity}], "w")
+            _write_lines(path, [{"journal": self.identity}], "w")
 
     def _read(self):
         with open(self.path, encoding="utf-8") as handle:
@@ -64,10 +64,13 @@ class SweepJournal:
         records = []
         for number, line in enumerate(lines, 1):
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
-                raise SweepJournalError("%s line %d is not JSON: the journal is damaged; delete it or use "
-                                        "another --out" % (self.path, number)) from None
+                record = None
+            if not isinstance(record, dict) or (number > 1 and not {"key", "row"} <= set(record)):
+                raise SweepJournalError("%s line %d is not a journal record: the journal is damaged; delete it or "
+                                        "use another --out" % (self.path, number))
+            records.append(record)
         if not records or "journal" not in records[0]:
             raise SweepJournalError("%s does not start with a sweep journal header; delete it or use another "
                                     "--out" % self.path)
@@ -84,15 +87,19 @@ class SweepJournal:
         self.rows = {record["key"]: record["row"] for record in records[1:]}
 
     def _rewrite(self, records):
-        self._write_lines(records, "w")
-
-    def _write_lines(self, records, mode):
-        with open(self.path, mode, encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """The journal as `records`, replaced atomically (a kill meanwhile leaves the old file)."""
+        _write_lines(self.path + ".tmp", records, "w")
+        os.replace(self.path + ".tmp", self.path)
 
     def append(self, key: str, row: dict):
         self.rows[key] = row
-        self._write_lines([{"key": key, "row": row}], "a")
+        _write_lines(self.path, [{"key": key, "row": row}], "a")
+
+
+def _write_lines(path: str, records, mode: str):
+    """One JSON record per line, flushed to disk before returning."""
+    with open(path, mode, encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
