@@ -24,6 +24,13 @@ from .reporting import table
 NO_REDUCTION = {"method": "none"}
 
 
+def unreduced_network(cfg, state):
+    """cfg's model without token reduction, with the weights `state` (name -> array)."""
+    plain = build_model(cfg, token_reduction=NO_REDUCTION)
+    load_pretrained(plain, state)
+    return plain
+
+
 def features_network(cfg, net):
     """The network to run for embeddings: Features(net) in the config's inference form."""
     return prepare_for(cfg, Features(net), "inference")
@@ -92,8 +99,7 @@ def embedding_similarity(cfg, weights, folder):
     setup_context(cfg.system)
     dataset, files = create_image_dataset(cfg.data, folder, cfg.model.img_size, cfg.eval.batch_size)
     net = build_model(cfg, weights=weights)
-    plain = build_model(cfg, token_reduction=NO_REDUCTION)
-    load_pretrained(plain, {p.name: p.asnumpy() for p in net.get_parameters()})  # the same weights, also random ones
+    plain = unreduced_network(cfg, {p.name: p.asnumpy() for p in net.get_parameters()})  # also random weights
     reduced, speed = embed(features_network(cfg, net), dataset, "embed %s" % cfg.token_reduction.method)
     unreduced, plain_speed = embed(features_network(cfg, plain), dataset, "embed none")
     metrics = similarity(reduced, unreduced, speed)

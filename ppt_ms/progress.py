@@ -8,6 +8,7 @@ every INTERVAL seconds, and a final 100 % line.
 `set_quiet(True)` (a tool's --quiet) turns it off."""
 import sys
 import time
+from datetime import timedelta
 
 INTERVAL = 10.0  # seconds between log lines when stderr is not a terminal
 _settings = {"quiet": False}
@@ -23,9 +24,9 @@ def image_count(dataset) -> int:
     return dataset.get_dataset_size() * dataset.get_batch_size() if count is None else count
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return "%d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)
+def format_duration(seconds: float) -> str:
+    """Seconds -> 'H:MM:SS'."""
+    return str(timedelta(seconds=int(round(max(seconds, 0.0)))))
 
 
 class Progress:
@@ -64,7 +65,8 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else None
         return "%s: %d/%d %s, %.1f %s/s, %s" % (
             self.what, self.done, self.total, self.unit, rate, self.unit,
-            "ETA %s" % _clock(eta) if eta is not None and self.done < self.total else "took %s" % _clock(elapsed))
+            "ETA %s" % format_duration(eta) if eta is not None and self.done < self.total
+            else "took %s" % format_duration(elapsed))
 
     def update(self, count: int = 1):
         self.done += count

@@ -142,7 +142,7 @@ def _skip_other_classifier(state: Dict[str, np.ndarray], params, report: LoadRep
         for key in CLASSIFIER_KEYS:
             if key in params:
                 report.skipped[key] = ((), tuple(params[key].shape))
-        logger.warning("the checkpoint has no classifier (head.*): the network's keeps its initialisation")
+        logger.warning("the checkpoint has no classifier (head.*): the network's classifier keeps its initialisation")
         return
     if "head.weight" not in state or "head.weight" not in params:
         return

@@ -99,8 +99,6 @@ def _image_transforms(data_cfg, img_size, training):
 
 def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=None, rank=0, group_size=1,
                    shuffle=None, seed=0, drop_remainder=None):
-    # sharded evaluation (evaluate.evaluate) reads a third column, each sample's index, to count
-    # every image once: see `shard_of`
     """Batched pipeline over the images of split 'train' or 'val'.
 
     Columns: image float32 [B, 3, img_size, img_size]; label int32 [B] class ids, or float32

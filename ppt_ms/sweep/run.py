@@ -12,7 +12,7 @@ from ..checkpoint import load_pretrained
 from ..data import create_dataset, create_image_dataset
 from ..data.image_folder import image_files
 from ..data.loader import scan_role
-from ..embeddings import NO_REDUCTION, embed, features_network, similarity
+from ..embeddings import embed, features_network, similarity, unreduced_network
 from ..evaluate import evaluate
 from ..flops import count_macs_for
 from ..models import Features
@@ -91,9 +91,7 @@ def embedding_scorer(cfg, state, images):
     """(dataset of the images below `images`, evaluate_fn(features, dataset) -> SimilarityMetrics of
     the embeddings against the unreduced network's)."""
     dataset, _ = create_image_dataset(cfg["data"], images, cfg["model"]["img_size"], cfg["eval"]["batch_size"])
-    plain = build_model(cfg, token_reduction=NO_REDUCTION)
-    load_pretrained(plain, state)
-    reference, _ = embed(features_network(cfg, plain), dataset)
+    reference, _ = embed(features_network(cfg, unreduced_network(cfg, state)), dataset)
 
     def score(features, data):
         embeddings, speed = embed(features, data)

@@ -1,11 +1,7 @@
 """Progress lines of a training run: loss, lr, throughput and time left."""
 import time
-from datetime import timedelta
 
-
-def format_duration(seconds: float) -> str:
-    """Seconds -> 'H:MM:SS'."""
-    return str(timedelta(seconds=int(round(max(seconds, 0.0)))))
+from ..progress import format_duration
 
 
 class ProgressMeter:
