@@ -13,6 +13,7 @@ import numpy as np
 
 from .builder import build_model, prepare_for, setup_context
 from .checkpoint import load_pretrained
+from .config import eval_batch_size
 from .data import create_image_dataset
 from .evaluate import ForwardTimer
 from .flops import count_macs
@@ -97,7 +98,7 @@ def embedding_similarity(cfg, weights, folder):
     if weights and not os.path.isfile(weights):
         raise FileNotFoundError("checkpoint not found: %s" % weights)
     setup_context(cfg.system)
-    dataset, files = create_image_dataset(cfg.data, folder, cfg.model.img_size, cfg.eval.batch_size)
+    dataset, files = create_image_dataset(cfg.data, folder, cfg.model.img_size, eval_batch_size(cfg))
     net = build_model(cfg, weights=weights)
     plain = unreduced_network(cfg, {p.name: p.asnumpy() for p in net.get_parameters()})  # also random weights
     reduced, speed = embed(features_network(cfg, net), dataset, "embed %s" % cfg.token_reduction.method)

@@ -13,6 +13,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from .builder import build_model, setup_context
+from .config import eval_batch_size
 from .data import create_dataset
 from .data.loader import shard_positions
 from .models import logits_of
@@ -161,7 +162,7 @@ class EvalReport:
 
 def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
     """Set the context from cfg.system, build cfg.model with weights from `ckpt` (else eval.ckpt, else
-    model.pretrained), and evaluate it on the val split of cfg.data with eval.batch_size.
+    model.pretrained), and evaluate it on the val split of cfg.data with eval_batch_size(cfg).
     Checkpoints of tools/train.py work: their optimizer/EMA entries are left out."""
     weights = ckpt or cfg.eval.ckpt or cfg.model.pretrained
     if not weights:
@@ -172,10 +173,10 @@ def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
     world = init_world()  # under msrun, each rank reads and runs its shard of the images
     net, runnable = build_model(cfg, weights=weights, purpose="inference")
     dataset = create_dataset(cfg.data, "val", cfg.model.img_size, cfg.model.num_classes, training=False,
-                             batch_size=cfg.eval.batch_size, rank=world.rank, group_size=world.group_size)
+                             batch_size=eval_batch_size(cfg), rank=world.rank, group_size=world.group_size)
     metrics = evaluate(runnable, dataset, what="eval %s" % cfg.token_reduction.method)
     return EvalReport(model=cfg.model.name, token_reduction=cfg.token_reduction.to_dict(), checkpoint=weights,
-                      data=os.path.join(cfg.data.path, cfg.data.val_split), batch_size=cfg.eval.batch_size,
+                      data=os.path.join(cfg.data.path, cfg.data.val_split), batch_size=eval_batch_size(cfg),
                       images=metrics.images, top1=metrics.top1, top5=metrics.top5, loss=metrics.loss,
                       macs_per_image=count_macs(net).total, tokens_per_block=list(net.tokens_per_block),
                       images_per_second=metrics.images_per_second)

@@ -9,7 +9,8 @@ from ppt_ms.builder import model_token_reduction
 from ppt_ms.flops import count_macs_for
 import yaml
 
-from ppt_ms.config import DEFAULTS, Config, ConfigError, dump_config, load_config, make_config, parse_cli
+from ppt_ms.config import (DEFAULTS, Config, ConfigError, dump_config, eval_batch_size, load_config, make_config,
+                           parse_cli)
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 YAML_FILES = sorted(CONFIG_DIR.rglob("*.yaml"))
@@ -31,7 +32,7 @@ EXPECTED_DEFAULTS = {
               "weight_decay": 0.05, "clip_grad": None, "ema": False, "ema_decay": 0.99996,
               "output_dir": "output", "save_every_epochs": 1, "val_every_epochs": 1, "save_every_steps": 0,
               "keep_last": 3, "log_every_steps": 20, "resume": None, "finetune": None},
-    "eval": {"batch_size": 64, "ckpt": None},
+    "eval": {"batch_size": None, "ckpt": None},
     "export": {"file_format": "MINDIR", "batch_size": 1, "file": None, "dynamic_batch": None},
     "benchmark": {"batch_sizes": [1, 64], "compare": ["none", "tome", "ppt"], "warmup": 3,
                   "repeats": 10, "training": False, "isolate": False, "runtime": "mindspore",
@@ -118,6 +119,13 @@ def test_quickstart_config():
     assert cfg.token_reduction.method == "ppt" and cfg.token_reduction.layers == [1, 2]
     assert (cfg.data.mixup, cfg.data.cutmix, cfg.data.reprob, cfg.data.auto_augment) == (0, 0, 0, None)
     assert cfg.train.output_dir == "output/quickstart"
+
+
+@pytest.mark.parametrize("overrides, expected", [([], 64), (["data.batch_size=8"], 8),
+                                                 (["data.batch_size=8", "eval.batch_size=100"], 100)])
+def test_eval_batch_size_follows_data_batch_size_unless_set(overrides, expected):
+    assert eval_batch_size(make_config(None, overrides)) == expected
+    assert eval_batch_size(make_config(None, overrides).to_dict()) == expected
 
 
 # --- YAML parsing and overrides -----------------------------------------------------------

@@ -93,14 +93,14 @@ def micro_digits(digits_subset):
 
 
 def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tmp_path, capsys, monkeypatch):
-    """... and shows its progress on stderr (done/total, rate, ETA; here a line per batch), results on stdout."""
+    """... with data.batch_size, and shows its progress on stderr (done/total, rate, ETA; here a line per batch), results on stdout."""
     monkeypatch.setattr(progress, "INTERVAL", 0.0)
     ms.set_seed(3)
     source = create_model("vit_quickstart")
     weights = tmp_path / "vit_quickstart.safetensors"
     save_file({name: p.asnumpy() for name, p in source.parameters_dict().items()}, str(weights))
     report_path = tmp_path / "out" / "eval.json"
-    assert eval_main(["--config", QUICKSTART, "--data.path", str(micro_digits), "--eval.batch_size", "8",
+    assert eval_main(["--config", QUICKSTART, "--data.path", str(micro_digits), "--data.batch_size", "8",
                       "--ckpt", str(weights), "--json", str(report_path)]) == 0
     captured = capsys.readouterr()
     printed = captured.out
@@ -111,6 +111,7 @@ def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tm
     assert lines[-1].startswith("eval ppt: 30/30 images, ") and ", took " in lines[-1]
     assert "eval ppt" not in printed
     report = json.loads(report_path.read_text())
+    assert report["batch_size"] == 8  # eval.batch_size is unset: data.batch_size applies
 
     cfg = load_config(QUICKSTART, [f"data.path={micro_digits}"])
     net = create_model("vit_quickstart", token_reduction=model_token_reduction(cfg))

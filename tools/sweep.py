@@ -16,7 +16,7 @@ import sys
 
 from ppt_ms.builder import setup_context
 from ppt_ms.cli import run_tool
-from ppt_ms.config import parse_cli
+from ppt_ms.config import eval_batch_size, parse_cli
 from ppt_ms.sweep import parse_grid, parse_methods, pick_setting, run_sweep, score_of, write_results
 from ppt_ms.sweep.journal import FILE_NAME as JOURNAL
 
@@ -49,7 +49,7 @@ def main(argv=None):
         data = args.images or cfg["data"]["path"]
         context = {"config": args.config, "weights": args.ckpt or cfg["model"]["pretrained"],
                    "model": cfg["model"]["name"], "data": data, "score": score_of(rows),
-                   "batch_size": cfg["eval"]["batch_size"], "methods": methods,
+                   "batch_size": eval_batch_size(cfg), "methods": methods,
                    "grid": {k: list(v) for k, v in grid.items()},
                    "title": args.title or "%s on %s" % (cfg["model"]["name"], data)}
         for path in write_results(rows, list(grid), args.out, context):

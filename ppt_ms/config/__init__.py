@@ -20,7 +20,7 @@ its default and rule; cross-key checks), core (Config, make/load/dump), cli (par
 from .cli import parse_cli
 from .core import Config, dump_config, load_config, make_config
 from .rules import ConfigError
-from .schema import BENCHMARK_VARIANTS, DEFAULTS, FORMULATION_KEYS, FUSED, METHODS
+from .schema import BENCHMARK_VARIANTS, DEFAULTS, FORMULATION_KEYS, FUSED, METHODS, eval_batch_size
 
 __all__ = ["BENCHMARK_VARIANTS", "Config", "ConfigError", "DEFAULTS", "FORMULATION_KEYS", "FUSED", "METHODS", "dump_config",
-           "load_config", "make_config", "parse_cli"]
+           "eval_batch_size", "load_config", "make_config", "parse_cli"]

@@ -79,7 +79,7 @@ SCHEMA = {
         "finetune": (None, _PATH),
     },
     "eval": {
-        "batch_size": (64, Int(1)),
+        "batch_size": (None, Nullable(Int(1))),  # null: data.batch_size (eval_batch_size)
         "ckpt": (None, _PATH),
     },
     "export": {
@@ -192,6 +192,11 @@ def _check_benchmark(bench):
         raise ConfigError(f"config key 'benchmark.compare': {', '.join(fused)} run the fused CPU kernel, "
                           "which an ONNX file cannot carry; with benchmark.runtime onnxruntime compare "
                           "the plain methods")
+
+
+def eval_batch_size(cfg) -> int:
+    """The batch size of evaluation, embedding and sweeps: eval.batch_size, or data.batch_size when it is null."""
+    return cfg["eval"]["batch_size"] or cfg["data"]["batch_size"]
 
 
 def validate(tree):

@@ -9,6 +9,7 @@ import os
 
 from ..builder import build_model, model_token_reduction, prepare_for
 from ..checkpoint import load_pretrained
+from ..config import eval_batch_size
 from ..data import create_dataset, create_image_dataset
 from ..data.image_folder import image_files
 from ..data.loader import scan_role
@@ -90,7 +91,7 @@ def add_tradeoffs(rows, score: str = "top1"):
 def embedding_scorer(cfg, state, images):
     """(dataset of the images below `images`, evaluate_fn(features, dataset) -> SimilarityMetrics of
     the embeddings against the unreduced network's)."""
-    dataset, _ = create_image_dataset(cfg["data"], images, cfg["model"]["img_size"], cfg["eval"]["batch_size"])
+    dataset, _ = create_image_dataset(cfg["data"], images, cfg["model"]["img_size"], eval_batch_size(cfg))
     reference, _ = embed(features_network(cfg, unreduced_network(cfg, state)), dataset)
 
     def score(features, data):
@@ -107,7 +108,7 @@ def journal_identity(cfg, state, score: str, images=None) -> dict:
             "weights": weights_fingerprint(state), "images": "%s (%d files, %s)" % (
                 os.path.abspath(images or os.path.join(cfg["data"]["path"], cfg["data"]["val_split"])), len(files),
                 files_fingerprint(files)),
-            "score": score, "batch_size": cfg["eval"]["batch_size"], "device": system["device_target"],
+            "score": score, "batch_size": eval_batch_size(cfg), "device": system["device_target"],
             "mode": system["mode"], "amp": "%s %s" % (system["amp_level"], system["amp_dtype"]),
             "cpu_kernels": m["cpu_kernels"]}
 
@@ -138,7 +139,7 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
                 % (len(journal.rows) - done) if len(journal.rows) > done else ""))
     if images is None:
         dataset = create_dataset(cfg["data"], "val", cfg["model"]["img_size"], cfg["model"]["num_classes"],
-                                 training=False, batch_size=cfg["eval"]["batch_size"])
+                                 training=False, batch_size=eval_batch_size(cfg))
     else:
         dataset, evaluate_fn = embedding_scorer(cfg, state, images)
     rows = []

@@ -8,7 +8,7 @@ from typing import Callable, List, Optional
 import mindspore as ms
 
 from ..builder import build_model, setup_context
-from ..config import dump_config
+from ..config import dump_config, eval_batch_size
 from ..data import create_dataset
 from ..evaluate import evaluate
 from .checkpointing import (Progress, check_same_schedule, latest_checkpoint, remove_old_checkpoints,
@@ -51,7 +51,7 @@ def validation_dataset(cfg, world: World):
     if not os.path.isdir(os.path.join(cfg.data.path, cfg.data.val_split)):
         return None
     return create_dataset(cfg.data, "val", cfg.model.img_size, cfg.model.num_classes, training=False,
-                          batch_size=cfg.eval.batch_size, rank=world.rank, group_size=world.group_size)
+                          batch_size=eval_batch_size(cfg), rank=world.rank, group_size=world.group_size)
 
 
 class _Run:
