@@ -27,6 +27,11 @@ def launched_by_msrun(environ=os.environ) -> bool:
     return environ.get("MS_ROLE") in MSRUN_ROLES and int(environ.get("MS_WORKER_NUM", "1")) > 1
 
 
+def this_rank(environ=os.environ) -> int:
+    """This process's rank after init_world (0 when single)."""
+    return get_rank() if launched_by_msrun(environ) else 0
+
+
 def init_world(environ=os.environ) -> World:
     """Single process -> World(0, 1). Under msrun: init() the collective backend (MCCL on CPU),
     set DATA_PARALLEL with gradient averaging, and return this worker's rank and the group size.

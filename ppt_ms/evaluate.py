@@ -157,7 +157,8 @@ class EvalReport:
     loss: float
     macs_per_image: int
     tokens_per_block: list = field(default_factory=list)
-    images_per_second: Optional[float] = None
+    images_per_second: Optional[float] = None  # of one rank
+    ranks: int = 1
 
 
 def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
@@ -179,7 +180,7 @@ def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
                       data=os.path.join(cfg.data.path, cfg.data.val_split), batch_size=eval_batch_size(cfg),
                       images=metrics.images, top1=metrics.top1, top5=metrics.top5, loss=metrics.loss,
                       macs_per_image=count_macs(net).total, tokens_per_block=list(net.tokens_per_block),
-                      images_per_second=metrics.images_per_second)
+                      images_per_second=metrics.images_per_second, ranks=world.group_size)
 
 
 def _reduction_summary(tr: dict) -> str:
@@ -198,7 +199,9 @@ def _reduction_summary(tr: dict) -> str:
 
 def format_report(report: EvalReport) -> str:
     """A two-column table of the results."""
-    speed = ("%.1f (batch %d, forward only, compile excluded)" % (report.images_per_second, report.batch_size)
+    per_rank = " per rank, %d ranks" % report.ranks if report.ranks > 1 else ""
+    speed = ("%.1f (batch %d%s, forward only, compile excluded)" % (report.images_per_second, report.batch_size,
+                                                                    per_rank)
              if report.images_per_second else "not measured")
     rows = [("model", report.model),
             ("token reduction", _reduction_summary(report.token_reduction)),

@@ -1,6 +1,6 @@
 """Data parallel training under msrun (2 CPU workers): both ranks end with the same parameters, equal to a
 single-process run with the same global batch; validation, each rank reading only its shard of a folder
-that 2 does not divide, gives the single process's top-1, top-5 and loss.
+that 2 does not divide, gives the single process's top-1, top-5 and loss; so does tools/eval.py.
 
 Each step uses the whole 20-image training set (2 ranks x batch 10, or 1 process x batch 20), so the
 averaged gradient does not depend on how a shuffled order is split over ranks (MindSpore's
@@ -26,6 +26,7 @@ import mindspore as ms
 from ppt_ms.builder import build_model
 from ppt_ms.checkpoint import read_state_dict
 from ppt_ms.config import load_config
+from ppt_ms.evaluate import evaluate_checkpoint
 from ppt_ms.train import list_checkpoints, train
 from helpers.paths import QUICKSTART, ROOT
 
@@ -46,6 +47,11 @@ load_rgb = source.load_rgb
 source.load_rgb = lambda path: (decoded.append(path) if "/val/" in path else None, load_rgb(path))[1]
 result = train(load_config({config!r}, {overrides!r}))
 rank = get_rank()
+sys.path.insert(0, {root!r})
+from tools.eval import main as eval_main  # the tool; rank 0 writes the JSON
+# epoch 2's checkpoint: rank 0 wrote it before the gradient all-reduce of epoch 3, so rank 1 sees it too
+assert eval_main(["--config", {config!r}, *[word for item in {overrides!r} for word in ("--set", item)],
+                  "--ckpt", {out!r} + "/run/step00000002.ckpt", "--json", {out!r} + "/eval.json"]) == 0
 with open({out!r} + "/decoded_rank%d.json" % rank, "w") as handle:
     json.dump(decoded, handle)
 np.savez({out!r} + "/params_rank%d.npz" % rank,
@@ -83,7 +89,7 @@ def test_two_msrun_workers_match_each_other_and_a_single_process_run(micro_digit
     out = tmp_path / "dp"
     out.mkdir()
     script = tmp_path / "worker.py"
-    script.write_text(WORKER.format(config=QUICKSTART, out=str(out),
+    script.write_text(WORKER.format(config=QUICKSTART, out=str(out), root=str(ROOT),
                                     overrides=overrides(micro_digits, out / "run", 10)))
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
                GLOG_v="3")
@@ -122,11 +128,18 @@ def test_two_msrun_workers_match_each_other_and_a_single_process_run(micro_digit
         assert dp["val"]["loss"] == pytest.approx(sp["val"]["loss"], rel=1e-4)
         assert dp["train_loss"] == pytest.approx(sp["train_loss"], rel=1e-4)
     # each rank decoded only its shard of the 11 val images (6 each: 11 and the repeat) at each of 3 validations
+    # and in tools/eval.py
     decoded = [json.loads((out / f"decoded_rank{r}.json").read_text()) for r in (0, 1)]
-    assert [len(d) for d in decoded] == [3 * 6, 3 * 6]
+    assert [len(d) for d in decoded] == [4 * 6, 4 * 6]
     assert len(set(decoded[0][:6]) | set(decoded[1][:6])) == 11
     written = list_checkpoints(out / "run")  # by rank 0 only, one per epoch
     assert [os.path.basename(p) for p in written] == ["step00000001.ckpt", "step00000002.ckpt", "step00000003.ckpt"]
     final = read_state_dict(written[-1])
     for name in rank0.files:
         np.testing.assert_array_equal(final[name], rank0[name], err_msg=name)
+
+    report = json.loads((out / "eval.json").read_text())  # tools/eval.py under msrun, by rank 0
+    alone = evaluate_checkpoint(load_config(QUICKSTART, overrides(micro_digits, tmp_path / "alone", 10)), written[1])
+    assert report["ranks"] == 2 and report["images"] == alone.images == 11
+    assert report["top1"] == pytest.approx(alone.top1) and report["top5"] == pytest.approx(alone.top5)
+    assert report["loss"] == pytest.approx(alone.loss, rel=1e-5)

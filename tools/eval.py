@@ -1,11 +1,14 @@
 """Evaluate a checkpoint on the val split: top-1, top-5, loss, MACs and images/s.
 
-    python tools/eval.py --config configs/quickstart.yaml --ckpt output/quickstart/step00000110.ckpt [--json out.json]
+    python tools/eval.py --config configs/quickstart.yaml --ckpt output/quickstart/step00001936.ckpt [--json out.json]
+
+Under msrun each rank reads its shard of the folder; every rank prints the totals, rank 0 writes the JSON.
 """
 import sys
 
 from ppt_ms.cli import run_tool
 from ppt_ms.config import parse_cli
+from ppt_ms.distributed import this_rank
 from ppt_ms.evaluate import evaluate_checkpoint, format_report, write_json
 
 
@@ -21,7 +24,7 @@ def main(argv=None) -> int:
     def work():
         report = evaluate_checkpoint(cfg, args.ckpt)
         print(format_report(report))
-        if args.json:
+        if args.json and this_rank() == 0:  # under msrun every rank has the same metrics
             write_json(report, args.json)
     return run_tool(work, args.verbose)
 
