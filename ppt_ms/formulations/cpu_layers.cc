@@ -104,17 +104,19 @@ inline float GeluDerivative(float x) {
   return Phi(x) + x * 0.39894228040143268f * ExpNonPositive(-0.5f * square) * static_cast<float>(x * x < 169.0f);
 }
 
-// Sum of f(x[i]) in double, over eight partial sums so the compiler can vectorise it.
+// Sum of f(x[i]) in double, over 32 partial sums so the compiler can vectorise it and overlap the adds.
+// Always inlined: a call would run the default x86-64 build (2 doubles per vector) from every
+// VECTOR_CLONES caller, which made LayerNorm twice as slow on an AVX-512 CPU.
 template <typename F>
-double Sum(const float *x, int64_t c, F f) {
-  double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+__attribute__((always_inline)) inline double Sum(const float *x, int64_t c, F f) {
+  double lanes[32] = {};
   int64_t i = 0;
-  for (; i + 8 <= c; i += 8) {
-    for (int t = 0; t < 8; ++t) lanes[t] += f(x[i + t]);
+  for (; i + 32 <= c; i += 32) {
+    for (int t = 0; t < 32; ++t) lanes[t] += f(x[i + t]);
   }
   double sum = 0;
   for (; i < c; ++i) sum += f(x[i]);
-  for (int t = 0; t < 8; ++t) sum += lanes[t];
+  for (int t = 0; t < 32; ++t) sum += lanes[t];
   return sum;
 }
 
