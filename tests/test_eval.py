@@ -93,7 +93,8 @@ def micro_digits(digits_subset):
 
 
 def test_eval_tool_on_a_timm_format_checkpoint_matches_evaluate(micro_digits, tmp_path, capsys, monkeypatch):
-    """... with data.batch_size, and shows its progress on stderr (done/total, rate, ETA; here a line per batch), results on stdout."""
+    """... batching by data.batch_size (eval.batch_size unset), and shows its progress on stderr (done/total,
+    rate, ETA; here a line per batch), results on stdout."""
     monkeypatch.setattr(progress, "INTERVAL", 0.0)
     ms.set_seed(3)
     source = create_model("vit_quickstart")
