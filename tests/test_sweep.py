@@ -3,6 +3,7 @@ hand-made data, the plots, and a small real sweep on the quick-start ViT."""
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -245,8 +246,9 @@ def test_a_killed_sweep_resumes_where_it_stopped(tiny_val, tmp_path, pynative):
 
 
 def test_a_journal_of_other_weights_or_images_is_refused_in_one_line(tiny_val, tmp_path, capsys):
-    out = str(tmp_path / "sweep")
-    command = ["--config", QUICKSTART, "--data.path", tiny_val, "--data.num_workers", "1", "--eval.batch_size", "20",
+    out, data = str(tmp_path / "sweep"), tmp_path / "data"
+    shutil.copytree(tiny_val, data)
+    command = ["--config", QUICKSTART, "--data.path", str(data), "--data.num_workers", "1", "--eval.batch_size", "20",
                "--model.img_size", "32", "--system.mode", "pynative", "--grid", "token_reduction.r=4",
                "--methods", "none,tome", "--out", out]
     sweep = load_tool("sweep")
@@ -255,6 +257,12 @@ def test_a_journal_of_other_weights_or_images_is_refused_in_one_line(tiny_val, t
     assert sweep.main(command + ["--system.seed", "1"]) == 1  # other random weights
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds a sweep of another weights" in err[0] and "start fresh" in err[0]
+    extra = data / "val" / "0" / "extra.png"
+    shutil.copy(data / "val" / "1" / "0.png", extra)  # one more image in the val folder
+    assert sweep.main(command) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a sweep of another images" in err[0] and "21 files" in err[0]
+    extra.unlink()
     with open(os.path.join(out, "sweep_progress.jsonl"), "a") as handle:
         handle.write("not json\n")
     assert sweep.main(command) == 1

@@ -17,7 +17,7 @@ import sys
 from ppt_ms.builder import setup_context
 from ppt_ms.cli import run_tool
 from ppt_ms.config import eval_batch_size, parse_cli
-from ppt_ms.sweep import parse_grid, parse_methods, pick_setting, run_sweep, score_of, write_results
+from ppt_ms.sweep import parse_grid, parse_methods, pick_setting, run_sweep, score_of, score_text, write_results
 from ppt_ms.sweep.journal import FILE_NAME as JOURNAL
 
 
@@ -59,10 +59,9 @@ def main(argv=None):
             score = score_of(rows)
             best = pick_setting(rows, max_macs=max_macs, min_speedup=args.target_speedup, score=score)
             speedup = "%.2fx" % best["speedup"] if best["speedup"] else "-"
-            quality = "top-1 %.2f %%" % best["top1"] if score == "top1" else "cosine similarity %.4f" % best["cosine"]
             print("%s setting meeting the target: %s (%s, %.4f GMACs, speed-up %s)"
-                  % ("most accurate" if score == "top1" else "most similar", best["label"], quality, best["gmacs"],
-                     speedup))
+                  % ("most accurate" if score == "top1" else "most similar", best["label"], score_text(best),
+                     best["gmacs"], speedup))
             print("use: %s" % best["flags"])
     return run_tool(work, args.verbose)
 

@@ -107,7 +107,8 @@ def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=
     drop_remainder default to ``training``; batch_size defaults to data_cfg['batch_size'].
     Sharding: rank ``rank`` of ``group_size`` reads (and decodes) only 1/group_size of the samples;
     when the count is not divisible, MindSpore's sampler repeats a few samples so all shards have
-    equal length.  A sharded eval pipeline (not training) has a third column, index int32 [B],
+    equal length.  The attribute ``files`` lists the images read (all shards').
+    A sharded eval pipeline (not training) has a third column, index int32 [B],
     and the attribute ``shard`` = (rank, group_size, number of samples), so that evaluation can
     count every image exactly once.
     Shuffling and the random augmentations follow mindspore.dataset.config.set_seed (use the same
@@ -151,6 +152,7 @@ def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=
         dataset = dataset.map(operations=mixer, input_columns=['image', 'label'],
                               num_parallel_workers=1, python_multiprocessing=False)
     dataset.image_count = shard_size if group_size > 1 else len(scan.samples)  # for progress displays
+    dataset.files = [path for path, _ in scan.samples]  # every shard's
     if indexed:
         dataset.shard = (rank, group_size, len(scan.samples))
     return dataset

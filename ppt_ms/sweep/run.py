@@ -11,8 +11,6 @@ from ..builder import build_model, model_token_reduction, prepare_for
 from ..checkpoint import load_pretrained
 from ..config import eval_batch_size
 from ..data import create_dataset, create_image_dataset
-from ..data.image_folder import image_files
-from ..data.loader import scan_role
 from ..embeddings import embed, features_network, similarity, unreduced_network
 from ..evaluate import evaluate
 from ..flops import count_macs_for
@@ -88,26 +86,24 @@ def add_tradeoffs(rows, score: str = "top1"):
         row["pareto_speed"] = on_front
 
 
-def embedding_scorer(cfg, state, images):
-    """(dataset of the images below `images`, evaluate_fn(features, dataset) -> SimilarityMetrics of
-    the embeddings against the unreduced network's)."""
-    dataset, _ = create_image_dataset(cfg["data"], images, cfg["model"]["img_size"], eval_batch_size(cfg))
+def embedding_scorer(cfg, state, dataset):
+    """evaluate_fn(features, dataset) -> SimilarityMetrics of the embeddings against the unreduced
+    network's on `dataset`."""
     reference, _ = embed(features_network(cfg, unreduced_network(cfg, state)), dataset)
 
     def score(features, data):
         embeddings, speed = embed(features, data)
         return similarity(embeddings, reference, speed)
-    return dataset, score
+    return score
 
 
-def journal_identity(cfg, state, score: str, images=None) -> dict:
-    """What a sweep's rows were measured on (journal.py): everything but the swept settings."""
-    files = image_files(images) if images else [path for path, _ in scan_role(cfg["data"], "val").samples]
+def journal_identity(cfg, state, score: str, folder: str, files) -> dict:
+    """What a sweep's rows were measured on (journal.py): everything but the swept settings;
+    `files` are the images read below `folder`."""
     m, system = cfg["model"], cfg["system"]
     return {"model": m["name"], "img_size": m["img_size"], "num_classes": m["num_classes"],
             "weights": weights_fingerprint(state), "images": "%s (%d files, %s)" % (
-                os.path.abspath(images or os.path.join(cfg["data"]["path"], cfg["data"]["val_split"])), len(files),
-                files_fingerprint(files)),
+                os.path.abspath(folder), len(files), files_fingerprint(files)),
             "score": score, "batch_size": eval_batch_size(cfg), "device": system["device_target"],
             "mode": system["mode"], "amp": "%s %s" % (system["amp_level"], system["amp_dtype"]),
             "cpu_kernels": m["cpu_kernels"]}
@@ -126,9 +122,16 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
     checked = check_points(sweep_points(grid, methods), cfg)
     state = reference_weights(cfg, weights)
     score, wrap = ("accuracy", None) if images is None else ("embedding", Features)
+    if images is None:
+        dataset = create_dataset(cfg["data"], "val", cfg["model"]["img_size"], cfg["model"]["num_classes"],
+                                 training=False, batch_size=eval_batch_size(cfg))
+        folder, files = os.path.join(cfg["data"]["path"], cfg["data"]["val_split"]), dataset.files
+    else:
+        dataset, files = create_image_dataset(cfg["data"], images, cfg["model"]["img_size"], eval_batch_size(cfg))
+        folder = images
     journal = None
     if journal_path:
-        journal = SweepJournal(journal_path, journal_identity(cfg, state, score, images))
+        journal = SweepJournal(journal_path, journal_identity(cfg, state, score, folder, files))
         for note in journal.notes:
             log(note)
         keys = {setting_key(point_cfg["token_reduction"].to_dict()) for _, point_cfg, _ in checked}
@@ -137,11 +140,8 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
             log("%s: %d of %d settings already measured, skipped%s" % (
                 journal_path, done, len(checked), "; %d other settings there are not in this grid, left out"
                 % (len(journal.rows) - done) if len(journal.rows) > done else ""))
-    if images is None:
-        dataset = create_dataset(cfg["data"], "val", cfg["model"]["img_size"], cfg["model"]["num_classes"],
-                                 training=False, batch_size=eval_batch_size(cfg))
-    else:
-        dataset, evaluate_fn = embedding_scorer(cfg, state, images)
+    if images is not None:
+        evaluate_fn = embedding_scorer(cfg, state, dataset)
     rows = []
     settings = Progress("sweep", len(checked), "settings")
     for i, (point, point_cfg, macs) in enumerate(checked):
@@ -161,10 +161,8 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
         rows.append(row)
         if journal is not None:
             journal.append(key, row)
-        quality = ("top-1 %.2f %%" % row["top1"] if images is None
-                   else "cosine similarity %.4f" % row["cosine"])
         log("[%d/%d] %s: %s, %.4f GMACs, %s images/s" % (
-            i + 1, len(checked), row["label"], quality, row["gmacs"],
+            i + 1, len(checked), row["label"], score_text(row), row["gmacs"],
             "%.1f" % row["images_per_s"] if row["images_per_s"] else "-"))
         settings.update()
     settings.close()
@@ -175,6 +173,11 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
 def score_of(rows) -> str:
     """The row key a sweep's rows are ranked by."""
     return "cosine" if rows and "cosine" in rows[0] else "top1"
+
+
+def score_text(row) -> str:
+    """A row's score as printed: 'top-1 96.38 %' or 'cosine similarity 0.9871'."""
+    return "top-1 %.2f %%" % row["top1"] if "top1" in row else "cosine similarity %.4f" % row["cosine"]
 
 
 def write_csv(rows, grid_keys, path):
