@@ -1,7 +1,8 @@
 """GELU, LayerNorm and attention's head layout as C++ CPU kernels (formulations/cpu_layers.py,
-model.cpu_kernels), forward and backward, against float64 NumPy or NumPy's transpose; inside
-whole models against the NumPy reference and, in training, against MindSpore's own ops; and
-export refusing them."""
+model.cpu_kernels), forward and backward, against float64 NumPy or NumPy's transpose; the
+inference-only kernels with a bias or the softmax folded in (formulations/folded.py) likewise;
+inside whole models against the NumPy reference and, in training, against MindSpore's own ops;
+and export refusing them."""
 import numpy as np
 import pytest
 import mindspore as ms
@@ -12,8 +13,9 @@ from helpers import numpy_reference as ref
 from helpers.tiny_vit import TOLERANCE, build_tiny, reference_logits, tiny_params
 from ppt_ms.export import ExportError, export_network
 from ppt_ms.formulations import cpu_form_cells, with_cpu_layers
-from ppt_ms.formulations.cpu_layers import (eps_tensor, gelu_kernel, head_layout_kernels, layer_norm_kernel,
-                                            patch_layout_kernel)
+from ppt_ms.formulations.cpu_layers import (bias_gelu_kernel, bias_split_heads_kernel, eps_tensor, gelu_kernel,
+                                            head_layout_kernels, layer_norm_kernel, patch_layout_kernel,
+                                            softmax_kernel)
 from ppt_ms.models import create_model
 
 pytestmark = pytest.mark.usefixtures("cxx")
@@ -59,6 +61,33 @@ def test_gelu_matches_mindspore_gelu_on_activations(mode):
     ours = Kernel(gelu_kernel())(ms.Tensor(x)).asnumpy()
     theirs = nn.GELU(approximate=False)(ms.Tensor(x)).asnumpy()
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 37), (400, 1536)])
+def test_bias_gelu_is_the_gelu_of_the_float32_sum(mode, shape):
+    rng = np.random.default_rng(shape[1])
+    x = (rng.standard_normal(shape) * 4).astype(np.float32)
+    bias = rng.standard_normal(shape[1]).astype(np.float32)
+    y = Kernel(bias_gelu_kernel())(ms.Tensor(x), ms.Tensor(bias)).asnumpy()
+    expected = exact_gelu(x + bias)  # the sum rounded to float32, as the canonical BiasAdd gives it
+    assert y.dtype == np.float32 and y.shape == x.shape
+    assert np.all(np.abs(y - expected) <= 5e-7 + 2 * F32_EPS * np.abs(expected))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 6, 197, 197)])
+def test_softmax_matches_float64(mode, shape):
+    rng = np.random.default_rng(shape[-1])
+    logits = (rng.standard_normal(shape) * 10).astype(np.float32)
+    logits[0, 0, 0] = 3.0  # a row of equal values
+    logits[0, 0, 1, ::2] -= 1e4  # values whose exponentials underflow
+    y = Kernel(softmax_kernel())(ms.Tensor(logits)).asnumpy()
+    x = logits.astype(np.float64)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    expected = e / e.sum(-1, keepdims=True)
+    assert y.dtype == np.float32 and y.shape == logits.shape
+    # float32 rounds x - max by up to |x - max| * 2^-24, which the exponential turns into a relative error
+    assert np.all(np.abs(y - expected) <= expected * (1e-6 + F32_EPS * np.abs(x - x.max(-1, keepdims=True))) + 1e-37)
+    np.testing.assert_allclose(y[0, 0, 0], 1.0 / shape[-1], rtol=1e-6)
 
 
 def exact_gelu_derivative(x):
@@ -147,6 +176,19 @@ def test_head_layout_is_numpys_transpose_both_ways(mode, shape, heads):
     tokens = merge_heads(ms.Tensor(q)).asnumpy()
     b, h, n, d = q.shape
     np.testing.assert_array_equal(tokens, q.transpose(0, 2, 1, 3).reshape(b, n, h * d))
+
+
+@pytest.mark.parametrize("shape, heads", [((2, 5, 12), 2), ((1, 197, 1152), 6)])
+def test_bias_split_heads_adds_the_bias_and_scales_each_group(mode, shape, heads):
+    rng = np.random.default_rng(shape[1] + 1)
+    qkv = rng.standard_normal(shape).astype(np.float32)
+    bias = rng.standard_normal(shape[-1]).astype(np.float32)
+    scales = np.array([0.125, 1.0, 0.7], np.float32)
+    q, k, v = (t.asnumpy() for t in Kernel(bias_split_heads_kernel(heads))(
+        ms.Tensor(qkv), ms.Tensor(bias), ms.Tensor(scales)))
+    for got, expected, scale in zip((q, k, v), numpy_heads(qkv + bias, heads), scales):
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected * scale)  # float32 add, then float32 multiply
 
 
 def test_head_layout_copies_float16(mode):

@@ -21,7 +21,8 @@ def prepared(purpose, **settings):
 
 
 @pytest.mark.parametrize("purpose, expected", [
-    ("inference", CPU_LAYERS[:2] + ["CpuLayerNorm", "CpuPatchEmbed", "FusedReducer", "InferenceLinear"]),
+    ("inference", ["CpuLayerNorm", "CpuPatchEmbed", "FoldedAttention", "FoldedMlp", "FusedReducer",
+                   "InferenceLinear"]),
     ("training", CPU_LAYERS),
     ("export", [])])
 def test_cpu_forms_by_purpose(cxx, purpose, expected):

@@ -7,8 +7,9 @@ and computes the same function (the conformance tests run every form):
 - CPU, float32 (model.cpu_kernels): LayerNorm, GELU, the patch and head layouts as C++
   kernels, forward and backward (cpu_layers.py), for inference and training;
 - CPU inference, float32: the reduction step as one C++ kernel
-  (token_reduction.fused_cpu_kernel; fused_step.py) and linear weights stored [in, out]
-  (inference_layout.py);
+  (token_reduction.fused_cpu_kernel; fused_step.py), linear weights stored [in, out]
+  (inference_layout.py) and, with model.cpu_kernels, qkv's and fc1's biases, the attention
+  scale and the softmax folded into the kernels (folded.py);
 - ONNX export: gathers and merges the exporter writes correctly and a rational erf
   (onnx.py, applied while writing the file; onnx_erf.py puts ONNX's Erf back).
 
@@ -21,6 +22,7 @@ import mindspore as ms
 
 from . import native
 from .cpu_layers import CpuAttention, CpuGELU, CpuLayerNorm, CpuPatchEmbed, with_cpu_layers
+from .folded import FoldedAttention, FoldedMlp, with_folded_kernels
 from .fused_step import FusedReducer, with_fused_steps
 from .inference_layout import InferenceLinear, with_inference_layout
 
@@ -33,7 +35,8 @@ AMP_DTYPES = {"float16": ms.float16, "bfloat16": ms.bfloat16}
 O1_REFUSED = ("system.amp_level O1 is not usable with MindSpore %s: its O1 rewrites the network's source and fails "
               "on functions that call MindSpore's functional ops (TypeError: ... got _PyboostConcatPrim); use O2 "
               "(float32 LayerNorm and token-reduction decisions) or O3" % ms.__version__)
-CPU_FORM_CELLS = (CpuAttention, CpuGELU, CpuLayerNorm, CpuPatchEmbed, FusedReducer, InferenceLinear)
+CPU_FORM_CELLS = (CpuAttention, CpuGELU, CpuLayerNorm, CpuPatchEmbed, FoldedAttention, FoldedMlp, FusedReducer,
+                  InferenceLinear)
 
 
 def cpu_form_cells(net) -> list:
@@ -73,7 +76,8 @@ def prepare(net, purpose: str, device: str = None, cpu_kernels: bool = False, fu
     cpu_kernels / fused_step: the model.cpu_kernels and token_reduction.fused_cpu_kernel
     settings; they take effect on CPU in float32 (amp_level O0) with a C++ compiler,
     fused_step in inference only.  On CPU, inference in float32 also stores linear
-    weights [in, out] (load weights before this).  Export gets the canonical network."""
+    weights [in, out] (load weights before this) and, with cpu_kernels, folds biases, the
+    attention scale and the softmax into the kernels.  Export gets the canonical network."""
     if purpose not in PURPOSES:
         raise ValueError("prepare: purpose %r is not one of %s" % (purpose, ", ".join(PURPOSES)))
     if amp_dtype not in AMP_DTYPES:
@@ -84,13 +88,15 @@ def prepare(net, purpose: str, device: str = None, cpu_kernels: bool = False, fu
     fuse = fused_step and purpose == "inference"
     requested = [name for name, on in (("model.cpu_kernels", cpu_kernels), ("token_reduction.fused_cpu_kernel", fuse))
                  if on]
-    if _cpu_forms_usable(requested, device, amp_level, purpose):
-        if cpu_kernels:
-            with_cpu_layers(net)
-        if fuse:
-            with_fused_steps(net)
+    usable = _cpu_forms_usable(requested, device, amp_level, purpose)
+    if usable and cpu_kernels:
+        with_cpu_layers(net)
+    if usable and fuse:
+        with_fused_steps(net)
     if device == "CPU" and purpose == "inference" and amp_level == "O0":
         with_inference_layout(net)
+        if usable and cpu_kernels:
+            with_folded_kernels(net)
     if purpose == "export" or amp_level == "O0":
         return net
     return ms.amp.auto_mixed_precision(net, amp_level, AMP_DTYPES[amp_dtype])

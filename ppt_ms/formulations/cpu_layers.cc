@@ -5,10 +5,12 @@
 // a fraction of what the memory allows: together about a quarter of a DeiT-S
 // forward.  These loops are written so the compiler vectorises them, and large
 // tensors are split across threads.  Float32, row-major:
-//   Gelu:      x [...] -> x * Phi(x), Phi the standard normal CDF
+//   Gelu:      x [...] (+ bias [C] over the last axis) -> x * Phi(x), Phi the standard normal CDF
+//   Softmax:   x [..., N] -> exp(x - max) / sum exp(x - max) over the last axis
 //   LayerNorm: x [M, C], weight [C], bias [C], eps [1] -> (x - mean) / sqrt(var + eps) * weight + bias
 //              (mean and biased variance of each row)
 //   SplitHeads: x [B, N, G * H * d] -> G tensors [B, H, N, d]; MergeHeads the inverse (any 2- or 4-byte dtype)
+//   BiasSplitHeads: the same for float32 with (x + bias) * scale[g] into group g
 //   ImagePatches: image [B, C, H, W] -> patches [B (H / p) (W / p), C p p]; PatchesImage the inverse (same)
 #include <algorithm>
 #include <cmath>
@@ -131,6 +133,43 @@ VECTOR_CLONES void GeluRange(const float *x, int64_t begin, int64_t end, float *
   for (int64_t i = begin; i < end; ++i) y[i] = Gelu(x[i]);
 }
 
+// Rows [begin, end) of x [M, C] with bias [C] added before the GELU.
+VECTOR_CLONES void BiasGeluRows(const float *x, const float *bias, int64_t c, int64_t begin, int64_t end, float *y) {
+  for (int64_t row = begin; row < end; ++row) {
+    const float *in = x + row * c;
+    float *out = y + row * c;
+    for (int64_t i = 0; i < c; ++i) out[i] = Gelu(in[i] + bias[i]);
+  }
+}
+
+// Softmax of each row of x [M, N], rows [begin, end): the maximum and the sum over 16 partial
+// results (so both vectorise), the exponentials in a loop of their own.
+VECTOR_CLONES void SoftmaxRows(const float *__restrict x, int64_t n, int64_t begin, int64_t end,
+                               float *__restrict y) {
+  for (int64_t row = begin; row < end; ++row) {
+    const float *in = x + row * n;
+    float *out = y + row * n;
+    float tops[16], sums[16] = {};
+    for (int t = 0; t < 16; ++t) tops[t] = in[0];
+    const int64_t blocks = n / 16 * 16;
+    for (int64_t i = 0; i < blocks; i += 16) {
+      for (int t = 0; t < 16; ++t) tops[t] = std::max(tops[t], in[i + t]);
+    }
+    float top = in[0];
+    for (int64_t i = blocks; i < n; ++i) top = std::max(top, in[i]);
+    for (int t = 0; t < 16; ++t) top = std::max(top, tops[t]);
+    for (int64_t i = 0; i < n; ++i) out[i] = ExpNonPositive(in[i] - top);
+    for (int64_t i = 0; i < blocks; i += 16) {
+      for (int t = 0; t < 16; ++t) sums[t] += out[i + t];
+    }
+    float sum = 0;
+    for (int64_t i = blocks; i < n; ++i) sum += out[i];
+    for (int t = 0; t < 16; ++t) sum += sums[t];
+    const float inverse = 1.0f / sum;
+    for (int64_t i = 0; i < n; ++i) out[i] *= inverse;
+  }
+}
+
 VECTOR_CLONES void GeluGradRange(const float *x, const float *dy, int64_t begin, int64_t end, float *dx) {
   for (int64_t i = begin; i < end; ++i) dx[i] = dy[i] * GeluDerivative(x[i]);
 }
@@ -198,6 +237,30 @@ void MovePatches(char *image, char *patches, const int64_t *image_shape, int64_t
   });
 }
 
+// y = (x + bias) * scale over d values.
+VECTOR_CLONES void AddScale(const float *x, const float *bias, float scale, int64_t d, float *y) {
+  for (int64_t i = 0; i < d; ++i) y[i] = (x[i] + bias[i]) * scale;
+}
+
+// MoveHeads<true> for float32 with a bias and a scale per group: head h of group g gets
+// (token columns + bias columns) * scale[g].
+void BiasScaleHeads(int64_t groups, const float *tokens, const float *bias, const float *scale, float **heads,
+                    const int64_t *head_shape) {
+  const int64_t batch = head_shape[0], h = head_shape[1], n = head_shape[2], d = head_shape[3];
+  const int64_t row = groups * h * d;
+  Split(batch * n, row, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / n, t = r % n;
+      for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t j = 0; j < h; ++j) {
+          const int64_t column = (g * h + j) * d;
+          AddScale(tokens + r * row + column, bias + column, scale[g], d, heads[g] + ((b * h + j) * n + t) * d);
+        }
+      }
+    }
+  });
+}
+
 // Bytes per value of the dtypes the layout kernels copy (0 for others); all params must share it.
 int64_t ElementBytes(int count, const char **dtypes) {
   for (int i = 1; i < count; ++i) {
@@ -242,6 +305,32 @@ extern "C" int GeluKernel(int nparam, void **params, int *ndims, int64_t **shape
   const float *x = static_cast<const float *>(params[0]);
   float *y = static_cast<float *>(params[1]);
   Split(Elements(ndims[0], shapes[0]), 1, [&](int64_t begin, int64_t end) { GeluRange(x, begin, end, y); });
+  return 0;
+}
+
+// params: x [..., C], bias [C] -> y [..., C] = GELU(x + bias)
+extern "C" int BiasGeluKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                              void *stream, void *extra) {
+  if (nparam != 3 || !AllFloat32(nparam, dtypes) || ndims[1] != 1) return 1;
+  const int64_t c = shapes[0][ndims[0] - 1];
+  if (shapes[1][0] != c) return 1;
+  const float *x = static_cast<const float *>(params[0]);
+  const float *bias = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+  Split(Elements(ndims[0], shapes[0]) / c, c, [&](int64_t begin, int64_t end) {
+    BiasGeluRows(x, bias, c, begin, end, y);
+  });
+  return 0;
+}
+
+// params: x [..., N] -> y [..., N], the softmax of each row
+extern "C" int SoftmaxKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                             void *stream, void *extra) {
+  if (nparam != 2 || !AllFloat32(nparam, dtypes)) return 1;
+  const int64_t n = shapes[0][ndims[0] - 1];
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  Split(Elements(ndims[0], shapes[0]) / n, n, [&](int64_t begin, int64_t end) { SoftmaxRows(x, n, begin, end, y); });
   return 0;
 }
 
@@ -312,6 +401,20 @@ extern "C" int SplitHeadsKernel(int nparam, void **params, int *ndims, int64_t *
   if (nparam < 2 || element_bytes == 0 || ndims[0] != 3 || ndims[1] != 4) return 1;
   MoveHeads<true>(nparam - 1, static_cast<char *>(params[0]), reinterpret_cast<char **>(params + 1), shapes[1],
                   element_bytes);
+  return 0;
+}
+
+// params: x [B, N, G * H * d], bias [G * H * d], scale [G] -> G tensors [B, H, N, d], float32:
+// head h of group g is (x + bias) * scale[g] at columns (g H + h) d .. (g H + h + 1) d
+extern "C" int BiasSplitHeadsKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                    void *stream, void *extra) {
+  const int64_t groups = nparam - 3;
+  if (groups < 1 || !AllFloat32(nparam, dtypes) || ndims[0] != 3 || ndims[1] != 1 || ndims[2] != 1 ||
+      ndims[3] != 4 || shapes[1][0] != shapes[0][2] || shapes[2][0] != groups) {
+    return 1;
+  }
+  BiasScaleHeads(groups, static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+                 static_cast<const float *>(params[2]), reinterpret_cast<float **>(params + 3), shapes[3]);
   return 0;
 }
 

@@ -50,6 +50,16 @@ def gelu_kernel() -> ops.Custom:
     return _kernel("GeluKernel", bprop)
 
 
+def bias_gelu_kernel() -> ops.Custom:
+    """(x [..., C], bias [C]) float32 -> GELU(x + bias); no backward (inference)."""
+    return _kernel("BiasGeluKernel")
+
+
+def softmax_kernel() -> ops.Custom:
+    """x [..., N] float32 -> softmax over the last axis; no backward (inference)."""
+    return _kernel("SoftmaxKernel")
+
+
 def layer_norm_kernel() -> ops.Custom:
     """(x [..., C], weight [C], bias [C], eps [1]) float32 -> LayerNorm over the last axis;
     backward (dx [..., C], dweight [C], dbias [C]; eps gets no gradient)."""
@@ -62,13 +72,14 @@ def layer_norm_kernel() -> ops.Custom:
     return _kernel("LayerNormKernel", bprop)
 
 
-def _split_heads(num_heads: int, groups: int, bprop=None) -> ops.Custom:
-    """x [B, N, G * C] -> G tensors [B, H, N, C / H] (H = num_heads); one tensor when G is 1."""
-    def shapes(x):
+def _split_heads(num_heads: int, groups: int, bprop=None, entry="SplitHeadsKernel") -> ops.Custom:
+    """x [B, N, G * C] (and what else `entry` takes) -> G tensors [B, H, N, C / H] (H = num_heads);
+    one tensor when G is 1."""
+    def shapes(x, *_):
         heads = [x[0], num_heads, x[1], x[2] // (groups * num_heads)]
         return tuple([heads] * groups) if groups > 1 else heads
 
-    return _kernel("SplitHeadsKernel", bprop, shapes, lambda x: (x,) * groups if groups > 1 else x)
+    return _kernel(entry, bprop, shapes, lambda x, *_: (x,) * groups if groups > 1 else x)
 
 
 def _merge_heads(bprop=None) -> ops.Custom:
@@ -78,6 +89,12 @@ def _merge_heads(bprop=None) -> ops.Custom:
         return [b, n, len(heads) * h * d]
 
     return _kernel("MergeHeadsKernel", bprop, shape, lambda *heads: heads[0])
+
+
+def bias_split_heads_kernel(num_heads: int) -> ops.Custom:
+    """(qkv [B, N, 3C], bias [3C], scale [3]) float32 -> q, k, v [B, H, N, C / H], each the
+    heads of (qkv + bias) * its scale; no backward (inference)."""
+    return _split_heads(num_heads, 3, entry="BiasSplitHeadsKernel")
 
 
 def head_layout_kernels(num_heads: int):
@@ -167,12 +184,16 @@ class CpuAttention(Attention):
         return self.split_heads(self.qkv(x))
 
     def probabilities(self, q, k, size=None):
-        logits = self.scores(q * self.scale, k)
-        if size is not None:
-            b, h, n, m = logits.shape
-            log_size = ops.log(size.astype(ms.float32)).reshape(b, 1, m).astype(logits.dtype)
-            logits = logits + ops.bmm(ops.ones((b, h * n, 1), logits.dtype), log_size).reshape(b, h, n, m)
-        return ops.softmax(logits, axis=-1)
+        return ops.softmax(self.with_log_size(self.scores(q * self.scale, k), size), axis=-1)
+
+    @staticmethod
+    def with_log_size(logits, size):
+        """logits [B, H, N, M] + log(size) of the key token (size [B, M, 1]; None: logits as they are)."""
+        if size is None:
+            return logits
+        b, h, n, m = logits.shape
+        log_size = ops.log(size.astype(ms.float32)).reshape(b, 1, m).astype(logits.dtype)
+        return logits + ops.bmm(ops.ones((b, h * n, 1), logits.dtype), log_size).reshape(b, h, n, m)
 
     def combine(self, probs, v):
         return self.proj(self.merge_heads(ops.matmul(probs, v)))

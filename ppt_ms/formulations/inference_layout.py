@@ -33,9 +33,13 @@ class InferenceLinear(nn.Cell):
         self.matmul = ops.MatMul()
         self.bias_add = ops.BiasAdd()
 
+    def product(self, x):
+        """x [M, in] -> x W [M, out], without the bias."""
+        return self.matmul(x, self.weight_in_out.astype(x.dtype))
+
     def construct(self, x):
         shape = x.shape
-        y = self.matmul(x.reshape(-1, shape[-1]), self.weight_in_out.astype(x.dtype))
+        y = self.product(x.reshape(-1, shape[-1]))
         if self.bias is not None:
             y = self.bias_add(y, self.bias.astype(x.dtype))
         return y.reshape(shape[:-1] + (y.shape[-1],))
