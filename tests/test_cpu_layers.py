@@ -74,13 +74,20 @@ def test_bias_gelu_is_the_gelu_of_the_float32_sum(mode, shape):
     assert np.all(np.abs(y - expected) <= 5e-7 + 2 * F32_EPS * np.abs(expected))
 
 
+@pytest.mark.parametrize("with_bias", [False, True], ids=["plain", "bias"])
 @pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 6, 197, 197)])
-def test_softmax_matches_float64(mode, shape):
+def test_softmax_matches_float64(mode, shape, with_bias):
     rng = np.random.default_rng(shape[-1])
     logits = (rng.standard_normal(shape) * 10).astype(np.float32)
     logits[0, 0, 0] = 3.0  # a row of equal values
     logits[0, 0, 1, ::2] -= 1e4  # values whose exponentials underflow
-    y = Kernel(softmax_kernel())(ms.Tensor(logits)).asnumpy()
+    inputs = [ms.Tensor(logits)]
+    if with_bias:  # log(size) of each key token, one row per image, as proportional attention adds it
+        bias = np.log(rng.integers(1, 20, (shape[0], shape[-1]))).astype(np.float32)
+        bias[0] = 0.0  # keeps the row of equal values
+        logits = logits + bias[:, None, None, :]  # rounded to float32, as MindSpore's Add gives it
+        inputs.append(ms.Tensor(bias))
+    y = Kernel(softmax_kernel())(*inputs).asnumpy()
     x = logits.astype(np.float64)
     e = np.exp(x - x.max(-1, keepdims=True))
     expected = e / e.sum(-1, keepdims=True)

@@ -6,7 +6,7 @@
 // forward.  These loops are written so the compiler vectorises them, and large
 // tensors are split across threads.  Float32, row-major:
 //   Gelu:      x [...] (+ bias [C] over the last axis) -> x * Phi(x), Phi the standard normal CDF
-//   Softmax:   x [..., N] -> exp(x - max) / sum exp(x - max) over the last axis
+//   Softmax:   x [..., N] (+ bias [B, N] per batch) -> exp(x - max) / sum exp(x - max) over the last axis
 //   LayerNorm: x [M, C], weight [C], bias [C], eps [1] -> (x - mean) / sqrt(var + eps) * weight + bias
 //              (mean and biased variance of each row)
 //   SplitHeads: x [B, N, G * H * d] -> G tensors [B, H, N, d]; MergeHeads the inverse (any 2- or 4-byte dtype)
@@ -142,23 +142,28 @@ VECTOR_CLONES void BiasGeluRows(const float *x, const float *bias, int64_t c, in
   }
 }
 
-// Softmax of each row of x [M, N], rows [begin, end): the maximum and the sum over 16 partial
-// results (so both vectorise), the exponentials in a loop of their own.
-VECTOR_CLONES void SoftmaxRows(const float *__restrict x, int64_t n, int64_t begin, int64_t end,
-                               float *__restrict y) {
+// Softmax of each row of x [M, N] (plus a bias row of N values, when kBias), rows [begin, end):
+// the maximum and the sum over 16 partial results (so both vectorise), the exponentials in a
+// loop of their own.  Row r takes bias row r / rows_per_bias.
+template <bool kBias>
+__attribute__((always_inline)) inline void SoftmaxRowsOf(const float *__restrict x, const float *__restrict bias,
+                                                         int64_t rows_per_bias, int64_t n, int64_t begin,
+                                                         int64_t end, float *__restrict y) {
   for (int64_t row = begin; row < end; ++row) {
     const float *in = x + row * n;
+    const float *b = kBias ? bias + row / rows_per_bias * n : nullptr;
+    const auto value = [in, b](int64_t i) { return kBias ? in[i] + b[i] : in[i]; };
     float *out = y + row * n;
     float tops[16], sums[16] = {};
-    for (int t = 0; t < 16; ++t) tops[t] = in[0];
+    for (int t = 0; t < 16; ++t) tops[t] = value(0);
     const int64_t blocks = n / 16 * 16;
     for (int64_t i = 0; i < blocks; i += 16) {
-      for (int t = 0; t < 16; ++t) tops[t] = std::max(tops[t], in[i + t]);
+      for (int t = 0; t < 16; ++t) tops[t] = std::max(tops[t], value(i + t));
     }
-    float top = in[0];
-    for (int64_t i = blocks; i < n; ++i) top = std::max(top, in[i]);
+    float top = value(0);
+    for (int64_t i = blocks; i < n; ++i) top = std::max(top, value(i));
     for (int t = 0; t < 16; ++t) top = std::max(top, tops[t]);
-    for (int64_t i = 0; i < n; ++i) out[i] = ExpNonPositive(in[i] - top);
+    for (int64_t i = 0; i < n; ++i) out[i] = ExpNonPositive(value(i) - top);
     for (int64_t i = 0; i < blocks; i += 16) {
       for (int t = 0; t < 16; ++t) sums[t] += out[i + t];
     }
@@ -168,6 +173,15 @@ VECTOR_CLONES void SoftmaxRows(const float *__restrict x, int64_t n, int64_t beg
     const float inverse = 1.0f / sum;
     for (int64_t i = 0; i < n; ++i) out[i] *= inverse;
   }
+}
+
+VECTOR_CLONES void SoftmaxRows(const float *x, int64_t n, int64_t begin, int64_t end, float *y) {
+  SoftmaxRowsOf<false>(x, nullptr, 1, n, begin, end, y);
+}
+
+VECTOR_CLONES void BiasSoftmaxRows(const float *x, const float *bias, int64_t rows_per_bias, int64_t n,
+                                   int64_t begin, int64_t end, float *y) {
+  SoftmaxRowsOf<true>(x, bias, rows_per_bias, n, begin, end, y);
 }
 
 VECTOR_CLONES void GeluGradRange(const float *x, const float *dy, int64_t begin, int64_t end, float *dx) {
@@ -323,14 +337,22 @@ extern "C" int BiasGeluKernel(int nparam, void **params, int *ndims, int64_t **s
   return 0;
 }
 
-// params: x [..., N] -> y [..., N], the softmax of each row
+// params: x [..., N] -> y [..., N], the softmax of each row;
+// or x [B, ..., N], bias [B, N] -> y, the softmax of each row of x plus its batch's bias row
 extern "C" int SoftmaxKernel(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                              void *stream, void *extra) {
-  if (nparam != 2 || !AllFloat32(nparam, dtypes)) return 1;
-  const int64_t n = shapes[0][ndims[0] - 1];
+  if ((nparam != 2 && nparam != 3) || !AllFloat32(nparam, dtypes)) return 1;
+  const int64_t n = shapes[0][ndims[0] - 1], rows = Elements(ndims[0], shapes[0]) / n;
   const float *x = static_cast<const float *>(params[0]);
-  float *y = static_cast<float *>(params[1]);
-  Split(Elements(ndims[0], shapes[0]) / n, n, [&](int64_t begin, int64_t end) { SoftmaxRows(x, n, begin, end, y); });
+  float *y = static_cast<float *>(params[nparam - 1]);
+  if (nparam == 2) {
+    Split(rows, n, [&](int64_t begin, int64_t end) { SoftmaxRows(x, n, begin, end, y); });
+    return 0;
+  }
+  const float *bias = static_cast<const float *>(params[1]);
+  if (ndims[1] != 2 || shapes[1][0] != shapes[0][0] || shapes[1][1] != n) return 1;
+  const int64_t rows_per_bias = rows / shapes[0][0];
+  Split(rows, n, [&](int64_t begin, int64_t end) { BiasSoftmaxRows(x, bias, rows_per_bias, n, begin, end, y); });
   return 0;
 }
 

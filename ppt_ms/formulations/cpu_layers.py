@@ -56,7 +56,8 @@ def bias_gelu_kernel() -> ops.Custom:
 
 
 def softmax_kernel() -> ops.Custom:
-    """x [..., N] float32 -> softmax over the last axis; no backward (inference)."""
+    """x [..., N] float32 -> softmax over the last axis; (x [B, ..., N], bias [B, N]) -> the softmax
+    of x plus its batch's bias row; no backward (inference)."""
     return _kernel("SoftmaxKernel")
 
 
@@ -184,16 +185,12 @@ class CpuAttention(Attention):
         return self.split_heads(self.qkv(x))
 
     def probabilities(self, q, k, size=None):
-        return ops.softmax(self.with_log_size(self.scores(q * self.scale, k), size), axis=-1)
-
-    @staticmethod
-    def with_log_size(logits, size):
-        """logits [B, H, N, M] + log(size) of the key token (size [B, M, 1]; None: logits as they are)."""
-        if size is None:
-            return logits
-        b, h, n, m = logits.shape
-        log_size = ops.log(size.astype(ms.float32)).reshape(b, 1, m).astype(logits.dtype)
-        return logits + ops.bmm(ops.ones((b, h * n, 1), logits.dtype), log_size).reshape(b, h, n, m)
+        logits = self.scores(q * self.scale, k)
+        if size is not None:
+            b, h, n, m = logits.shape
+            log_size = ops.log(size.astype(ms.float32)).reshape(b, 1, m).astype(logits.dtype)
+            logits = logits + ops.bmm(ops.ones((b, h * n, 1), logits.dtype), log_size).reshape(b, h, n, m)
+        return ops.softmax(logits, axis=-1)
 
     def combine(self, probs, v):
         return self.proj(self.merge_heads(ops.matmul(probs, v)))

@@ -2,11 +2,12 @@
 
 At batch 1 a DeiT-S block spent about as long adding qkv's and fc1's biases (MindSpore's
 BiasAdd, 140-170 us each), scaling q and running MindSpore's softmax (270 us) as in its
-GELU.  After the linear weights are stored [in, out] (inference_layout.py) and the layers
+GELU; with proportional attention (PPT, ToMe) adding log(size) to the logits took as long
+again.  After the linear weights are stored [in, out] (inference_layout.py) and the layers
 run the kernels (cpu_layers.py), `with_folded_kernels(net)` swaps:
 
 - each CpuAttention for a FoldedAttention: q, k, v = heads of (x W + b), q scaled by
-  d^-0.5, in one kernel; the softmax a kernel;
+  d^-0.5, in one kernel; the softmax a kernel, which also adds log(size);
 - each Mlp whose activation is the GELU kernel for a FoldedMlp: GELU(x W1 + b1) in one kernel.
 
 The same values are computed in the same order (the bias added, then the scale multiplied),
@@ -42,7 +43,11 @@ class FoldedAttention(CpuAttention):
         return self.split_heads(qkv, self.qkv_bias, self.group_scales)
 
     def probabilities(self, q, k, size=None):
-        return self.softmax(self.with_log_size(self.scores(q, k), size))
+        logits = self.scores(q, k)
+        if size is None:
+            return self.softmax(logits)
+        b, m = size.shape[:2]
+        return self.softmax(logits, ops.log(size.astype(ms.float32)).reshape(b, m))
 
 
 class FoldedMlp(nn.Cell):
