@@ -205,15 +205,17 @@ def test_tool_names_the_cpu(tool_run):
 def test_tool_profiles_every_kernel_of_the_whole_forward(tool_run):
     """vit_quickstart (4 blocks) runs 18 dense layers: patch embedding, qkv, proj, fc1 and fc2 per
     block, head; and 9 LayerNorms and 4 GELUs, as CPU kernels when they can be built, with the
-    layout copies (1 image -> patches, 4 x 2 head splits and merges) instead of Transposes."""
+    layout copies (1 image -> patches, 4 x 2 head splits and merges) instead of Transposes, and
+    the softmax a kernel (4); qkv's and fc1's biases and the attention scale folded into them."""
     _, report = tool_run
     profiles = {p["method"]: p for p in report["ops_profile"]}
     assert set(profiles) == {"none", "ppt"} and all(p["batch_size"] == 2 for p in profiles.values())
     none = {k["type"]: k for k in profiles["none"]["kernels"]}
     assert none["MatMul"]["count"] == 18
     if native.compiler_available():
-        assert none["Custom"]["count"] == 9 + 4 + 1 + 8
-        assert not {"Erf", "LayerNorm", "Transpose"} & set(none)
+        assert none["Custom"]["count"] == 9 + 4 + 1 + 8 + 4
+        assert none["BiasAdd"]["count"] == 18 - 4 - 4
+        assert not {"Erf", "LayerNorm", "Transpose", "Softmax"} & set(none)
     else:
         assert none["Erf"]["count"] == 4 and none["LayerNorm"]["count"] == 9 and none["Transpose"]["count"] == 9
     for profile in profiles.values():
