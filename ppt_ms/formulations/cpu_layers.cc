@@ -209,22 +209,33 @@ VECTOR_CLONES void NormalizeRowGrad(const float *x, const float *weight, const f
 
 // Attention's head layout: tokens [B, N, G * H * d] <-> G tensors [B, H, N, d], where head h of
 // group g (q, k, v for G = 3) is columns (g H + h) d .. (g H + h + 1) d of each token row.
-// `kToHeads` copies the rows into the heads; otherwise the heads back into the rows.
-template <bool kToHeads>
-void MoveHeads(int64_t groups, char *tokens, char **heads, const int64_t *head_shape, int64_t element_bytes) {
-  const int64_t batch = head_shape[0], h = head_shape[1], n = head_shape[2];
-  const int64_t head_bytes = head_shape[3] * element_bytes, row_bytes = groups * h * head_bytes;
-  Split(batch * n, row_bytes / element_bytes, [&](int64_t begin, int64_t end) {
+// f(g, column, token, head) for every head of every token row, with the offsets (in values) of
+// its d values: `column` within the row, `token` in the tokens, `head` in group g's tensor.
+// The rows are split over threads.
+template <typename F>
+void ForEachHeadSlice(int64_t groups, const int64_t *head_shape, F f) {
+  const int64_t batch = head_shape[0], h = head_shape[1], n = head_shape[2], d = head_shape[3];
+  const int64_t row = groups * h * d;
+  Split(batch * n, row, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / n, t = r % n;
       for (int64_t g = 0; g < groups; ++g) {
         for (int64_t j = 0; j < h; ++j) {
-          char *token = tokens + r * row_bytes + (g * h + j) * head_bytes;
-          char *head = heads[g] + ((b * h + j) * n + t) * head_bytes;
-          std::memcpy(kToHeads ? head : token, kToHeads ? token : head, head_bytes);
+          const int64_t column = (g * h + j) * d;
+          f(g, column, r * row + column, ((b * h + j) * n + t) * d);
         }
       }
     }
+  });
+}
+
+// `kToHeads` copies the token rows into the heads; otherwise the heads back into the rows.
+template <bool kToHeads>
+void MoveHeads(int64_t groups, char *tokens, char **heads, const int64_t *head_shape, int64_t element_bytes) {
+  const int64_t head_bytes = head_shape[3] * element_bytes;
+  ForEachHeadSlice(groups, head_shape, [&](int64_t g, int64_t, int64_t token, int64_t head) {
+    char *row = tokens + token * element_bytes, *slice = heads[g] + head * element_bytes;
+    std::memcpy(kToHeads ? slice : row, kToHeads ? row : slice, head_bytes);
   });
 }
 
@@ -260,18 +271,8 @@ VECTOR_CLONES void AddScale(const float *x, const float *bias, float scale, int6
 // (token columns + bias columns) * scale[g].
 void BiasScaleHeads(int64_t groups, const float *tokens, const float *bias, const float *scale, float **heads,
                     const int64_t *head_shape) {
-  const int64_t batch = head_shape[0], h = head_shape[1], n = head_shape[2], d = head_shape[3];
-  const int64_t row = groups * h * d;
-  Split(batch * n, row, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / n, t = r % n;
-      for (int64_t g = 0; g < groups; ++g) {
-        for (int64_t j = 0; j < h; ++j) {
-          const int64_t column = (g * h + j) * d;
-          AddScale(tokens + r * row + column, bias + column, scale[g], d, heads[g] + ((b * h + j) * n + t) * d);
-        }
-      }
-    }
+  ForEachHeadSlice(groups, head_shape, [&](int64_t g, int64_t column, int64_t token, int64_t head) {
+    AddScale(tokens + token, bias + column, scale[g], head_shape[3], heads[g] + head);
   });
 }
 

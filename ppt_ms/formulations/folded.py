@@ -26,10 +26,8 @@ class FoldedAttention(CpuAttention):
     """A CpuAttention (its qkv an InferenceLinear) whose heads come out of one kernel with
     qkv's bias added and q already scaled, and whose softmax is a kernel."""
 
-    def __init__(self, attn: CpuAttention):  # pylint: disable=super-init-not-called
-        nn.Cell.__init__(self)
-        self.num_heads, self.scale = attn.num_heads, attn.scale
-        self.qkv, self.proj, self.scores, self.merge_heads = attn.qkv, attn.proj, attn.scores, attn.merge_heads
+    def __init__(self, attn: CpuAttention):
+        super().__init__(attn)
         self.qkv_bias = self.qkv.bias if self.qkv.bias is not None else ms.Tensor(
             [0.0] * self.qkv.out_channels, ms.float32)
         self.group_scales = ms.Tensor([attn.scale, 1.0, 1.0], ms.float32)

@@ -177,7 +177,7 @@ def score_of(rows) -> str:
 
 def score_text(row) -> str:
     """A row's score as printed: 'top-1 96.38 %' or 'cosine similarity 0.9871'."""
-    return "top-1 %.2f %%" % row["top1"] if "top1" in row else "cosine similarity %.4f" % row["cosine"]
+    return "top-1 %.2f %%" % row["top1"] if score_of([row]) == "top1" else "cosine similarity %.4f" % row["cosine"]
 
 
 def write_csv(rows, grid_keys, path):
