@@ -23,7 +23,7 @@ EXPECTED_DEFAULTS = {
                         "inflection": None, "prop_attn": True, "trace_source": False,
                         "fused_cpu_kernel": False},
     "data": {"path": None, "train_split": "train", "val_split": "val", "verify_images": False, "batch_size": 64,
-             "num_workers": 4, "crop_pct": 0.875, "interpolation": "bicubic",
+             "num_workers": "auto", "crop_pct": 0.875, "interpolation": "bicubic",
              "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "hflip": 0.5,
              "scale": [0.08, 1.0], "ratio": [0.75, 1.3333333], "auto_augment": "rand-m9-mstd0.5",
              "reprob": 0.25, "mixup": 0.8, "cutmix": 1.0, "mixup_prob": 1.0,

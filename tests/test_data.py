@@ -17,6 +17,8 @@ from ppt_ms.data import (BatchMixup, check_splits_match, create_dataset, dataset
 from ppt_ms.data import loader
 from ppt_ms.data.source import load_rgb
 
+from helpers.paths import ROOT
+
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -435,3 +437,38 @@ def test_scan_accepts_extensions_case_insensitively(mixed_folder):
         warnings.simplefilter('error')
         samples, classes = scan_image_folder(str(root), 'val')
     assert classes == ['a', 'b'] and samples == val
+
+
+def _two_core_machine(monkeypatch):
+    """This process sees 2 cores, for ppt_ms and for MindSpore's check of num_parallel_workers."""
+    from mindspore.dataset.core import validator_helpers
+    monkeypatch.setattr(validator_helpers, "cpu_count", lambda: 2)
+    monkeypatch.setattr(loader, "machine_cores", lambda: 2)
+
+
+SHIPPED_CONFIGS = sorted(str(p) for p in (ROOT / "configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: os.path.relpath(p, ROOT / "configs"))
+def test_every_shipped_config_builds_its_pipelines_on_two_cores(path, monkeypatch, mixed_folder):
+    """Each config's data section on a 2-core machine: the val pipeline and the image-folder pipeline
+    of eval, sweep and embed are built (MindSpore checks num_parallel_workers as they are)."""
+    from ppt_ms.config import load_config
+    _two_core_machine(monkeypatch)
+    data = dict(load_config(path)["data"], path=str(mixed_folder[0]), val_split="val")
+    assert loader.data_workers(data) <= 2
+    num_classes = len(loader.scan_role(data, "val").class_names)
+    create_dataset(data, "val", 16, num_classes, training=False, batch_size=2)
+    loader.create_image_dataset(data, str(mixed_folder[0]), 16, batch_size=2)
+
+
+def test_num_workers_beyond_the_machine_is_lowered_with_a_warning(monkeypatch, mixed_folder, caplog):
+    _two_core_machine(monkeypatch)
+    with caplog.at_level("WARNING"):
+        assert loader.data_workers(data_cfg(mixed_folder[0], num_workers=64)) == 2
+    assert "data.num_workers 64" in caplog.text and "2 core" in caplog.text
+    dataset, _ = loader.create_image_dataset(data_cfg(mixed_folder[0], num_workers=64), str(mixed_folder[0]), 16, 2)
+    assert next(dataset.create_tuple_iterator(output_numpy=True))[0].shape == (2, 3, 16, 16)
+    assert loader.data_workers(data_cfg(mixed_folder[0], num_workers="auto")) == 2
+    monkeypatch.setattr(loader, "machine_cores", lambda: 64)
+    assert loader.data_workers(data_cfg(mixed_folder[0], num_workers="auto")) == loader.AUTO_WORKERS_CAP

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from ..data.loader import create_dataset, scan_role
+from ..data.loader import create_dataset, data_workers, scan_role
 from ..data.transforms import crop_only_resize
 from ..reporting import table
 from .run import cpu_model
@@ -34,7 +34,7 @@ def time_eval_pipeline(cfg, rounds):
         rates.append(rate)
     return {
         "task": "eval data pipeline", "path": data["path"], "split": data["val_split"], "images": images,
-        "img_size": img_size, "batch_size": data["batch_size"], "num_workers": data["num_workers"],
+        "img_size": img_size, "batch_size": data["batch_size"], "num_workers": data_workers(data),
         "resize": "crop-only C++ bicubic" if crop_only_resize(data["interpolation"]) else "MindSpore Resize + crop",
         "rounds": rounds, "images_per_s": {"median": float(np.median(rates)), "min": min(rates), "max": max(rates)},
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count()}}

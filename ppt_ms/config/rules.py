@@ -113,6 +113,22 @@ class Nullable:
             reject(key, value, self.expected)
 
 
+class Auto:
+    """The word 'auto' (the value is decided at run time, e.g. from the machine) or what ``rule`` allows."""
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.expected = f"auto or {rule.expected}"
+
+    def check(self, key, value):
+        if value == "auto":
+            return value
+        try:
+            return self.rule.check(key, value)
+        except ConfigError:
+            reject(key, value, self.expected)
+
+
 class ListOf:
     """A list whose items each follow ``item``, with optional shape and order constraints.
 

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Mapping
 
 from ..token_reduction.settings import DEFAULTS as TOKEN_REDUCTION, METHODS, check_combination
-from .rules import (Bool, Choice, ConfigError, Float, Int, IntOrIntList, ListOf, Nullable, Str, suggestion)
+from .rules import (Auto, Bool, Choice, ConfigError, Float, Int, IntOrIntList, ListOf, Nullable, Str, suggestion)
 from .yaml_io import parse_yaml
 
 FUSED = "-fused"  # benchmark variant suffix: the method with token_reduction.fused_cpu_kernel on
@@ -43,7 +43,7 @@ SCHEMA = {
         "val_split": ("val", Str()),
         "verify_images": (False, Bool()),  # decode every file once while scanning; skip unreadable ones
         "batch_size": (64, Int(1)),
-        "num_workers": (4, Int(1)),
+        "num_workers": ("auto", Auto(Int(1))),  # auto: the cores this process may use, at most 8 (data_workers)
         "crop_pct": (0.875, Float(0.0, 1.0, low_open=True)),
         "interpolation": ("bicubic", Choice("bicubic", "bilinear")),
         "mean": ([0.485, 0.456, 0.406], ListOf(Float(), length=3)),

@@ -6,6 +6,7 @@ auto_augment, reprob, mixup, cutmix, mixup_prob, mixup_switch_prob, label_smooth
 Optional: verify_images (default false; true decodes every file once while scanning).
 """
 import logging
+import multiprocessing
 import os
 
 import mindspore as ms
@@ -81,6 +82,34 @@ def smoothing_ops(smoothing, num_classes):
 THREAD_DECODE_MAX_WORKERS = 2
 
 
+AUTO_WORKERS_CAP = 8  # num_workers auto: beyond this, more workers for one eval/train pipeline rarely pay
+
+
+def machine_cores():
+    """The cores this process may run on, and never more than MindSpore's bound on
+    num_parallel_workers (multiprocessing.cpu_count())."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = multiprocessing.cpu_count()
+    return max(1, min(usable, multiprocessing.cpu_count()))
+
+
+def data_workers(data_cfg):
+    """data.num_workers as the pipeline runs it: 'auto' is the machine's cores (at most
+    AUTO_WORKERS_CAP); a number above the cores is lowered to them with a warning (MindSpore
+    refuses num_parallel_workers above its cpu count)."""
+    value = config_value(data_cfg, 'num_workers')
+    cores = machine_cores()
+    if value == 'auto':
+        return min(cores, AUTO_WORKERS_CAP)
+    if value > cores:
+        _logger.warning("data.num_workers %d is more than the %d core(s) this machine gives the process: "
+                        "using %d (data.num_workers: auto does so without this warning)", value, cores, cores)
+        return cores
+    return max(1, int(value))
+
+
 def decoding_processes(workers):
     """How many worker processes decode images (0: one thread of this process does)."""
     return 0 if workers <= THREAD_DECODE_MAX_WORKERS else workers
@@ -121,7 +150,7 @@ def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=
     batch_size = config_value(data_cfg, 'batch_size') if batch_size is None else batch_size
     shuffle = training if shuffle is None else shuffle
     drop_remainder = training if drop_remainder is None else drop_remainder
-    workers = max(1, int(config_value(data_cfg, 'num_workers')))
+    workers = data_workers(data_cfg)
 
     scan = scan_role(data_cfg, split, config_value(data_cfg, 'verify_images', False))
     if len(scan.class_names) != num_classes:
@@ -177,7 +206,7 @@ def create_image_dataset(data_cfg, folder, img_size, batch_size):
     files = [path for path in image_files(folder) if image_problem(path, verify) is None]
     if not files:
         raise ValueError(f"no readable images below '{folder}' (extensions: {', '.join(IMAGE_EXTENSIONS)})")
-    workers = max(1, int(config_value(data_cfg, 'num_workers')))
+    workers = data_workers(data_cfg)
     dataset = ds.GeneratorDataset(DecodedImages([(path, 0) for path in files]), column_names=['image', 'label'],
                                   shuffle=False)
     dataset = dataset.map(operations=_image_transforms(data_cfg, img_size, False), input_columns='image',
