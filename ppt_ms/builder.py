@@ -1,5 +1,6 @@
 """From a config to a ready network: MindSpore context and model with weights."""
 import logging
+import os
 
 import mindspore as ms
 
@@ -28,6 +29,19 @@ def setup_context(system_cfg):
         raise ConfigError("system.device_target=%s is not usable here (%s); this MindSpore build supports "
                            "the devices its package was built for: CPU always, GPU/Ascend only with their "
                            "wheel and drivers" % (target, str(err).splitlines()[0])) from None
+
+
+def chosen_weights(*candidates, needed_for=None):
+    """The first of `candidates` (e.g. --ckpt, eval.ckpt, model.pretrained) that is set, checked to
+    exist; with `needed_for` (what the weights are for), having none is an error instead of None
+    (random weights would give a number that looks like a result)."""
+    path = next((c for c in candidates if c), None)
+    if path is None and needed_for:
+        raise ConfigError("no weights %s: pass --ckpt FILE or set model.pretrained (with random weights the "
+                          "result would mean nothing)" % needed_for)
+    if path is not None and not os.path.isfile(path):
+        raise FileNotFoundError("checkpoint not found: %s" % path)
+    return path
 
 
 def model_state(path):

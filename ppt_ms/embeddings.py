@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .builder import build_model, prepare_for, setup_context
+from .builder import build_model, chosen_weights, prepare_for, setup_context
 from .checkpoint import load_pretrained
 from .config import eval_batch_size
 from .data import create_image_dataset
@@ -95,8 +95,7 @@ class EmbeddingReport:
 def embedding_similarity(cfg, weights, folder):
     """Embed every image below `folder` with cfg's model and weights, with cfg's token reduction
     and without -> (EmbeddingReport, reduced [N, C], unreduced [N, C], files)."""
-    if weights and not os.path.isfile(weights):
-        raise FileNotFoundError("checkpoint not found: %s" % weights)
+    weights = chosen_weights(weights, cfg.model.pretrained, needed_for="to embed with")
     setup_context(cfg.system)
     dataset, files = create_image_dataset(cfg.data, folder, cfg.model.img_size, eval_batch_size(cfg))
     net = build_model(cfg, weights=weights)
@@ -105,7 +104,7 @@ def embedding_similarity(cfg, weights, folder):
     unreduced, plain_speed = embed(features_network(cfg, plain), dataset, "embed none")
     metrics = similarity(reduced, unreduced, speed)
     report = EmbeddingReport(model=cfg.model.name, token_reduction=cfg.token_reduction.to_dict(),
-                             checkpoint=weights or cfg.model.pretrained, images_folder=folder, images=metrics.images,
+                             checkpoint=weights, images_folder=folder, images=metrics.images,
                              embedding_dim=reduced.shape[1], cosine=metrics.cosine, min_cosine=metrics.min_cosine,
                              macs_per_image=count_macs(net).total, macs_per_image_unreduced=count_macs(plain).total,
                              images_per_second=speed, images_per_second_unreduced=plain_speed)

@@ -12,7 +12,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
-from .builder import build_model, setup_context
+from .builder import build_model, chosen_weights, setup_context
 from .config import eval_batch_size
 from .data import create_dataset
 from .data.loader import shard_positions
@@ -165,11 +165,7 @@ def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
     """Set the context from cfg.system, build cfg.model with weights from `ckpt` (else eval.ckpt, else
     model.pretrained), and evaluate it on the val split of cfg.data with eval_batch_size(cfg).
     Checkpoints of tools/train.py work: their optimizer/EMA entries are left out."""
-    weights = ckpt or cfg.eval.ckpt or cfg.model.pretrained
-    if not weights:
-        raise ValueError("no weights to evaluate: pass --ckpt FILE, or set eval.ckpt or model.pretrained")
-    if not os.path.isfile(weights):
-        raise FileNotFoundError("checkpoint not found: %s" % weights)
+    weights = chosen_weights(ckpt, cfg.eval.ckpt, cfg.model.pretrained, needed_for="to evaluate")
     setup_context(cfg.system)
     world = init_world()  # under msrun, each rank reads and runs its shard of the images
     net, runnable = build_model(cfg, weights=weights, purpose="inference")

@@ -75,3 +75,14 @@ def test_sweep_scores_settings_by_embedding_similarity(digits_subset, quickstart
     assert "most similar setting meeting the target: tome r=6" in capsys.readouterr().out
     assert (tmp_path / "similarity_vs_macs.png").exists()
     assert "cosine" in (tmp_path / "sweep.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("tool, extra", [("embed", []), ("sweep", ["--grid", "token_reduction.r=6"])])
+def test_embedding_tools_refuse_to_run_without_weights(tool, extra, digits_subset, tmp_path, capsys):
+    """Random weights would report a similarity near 1 that means nothing: one line, exit 1, nothing written."""
+    images = digits_subset("no_weights_%s" % tool, {"val": 1}) / "val"
+    argv = ["--config", QUICKSTART, "--images", str(images), "--out", str(tmp_path / "out"), *extra]
+    assert load_tool(tool).main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no weights") and "--ckpt" in err[-1] and "model.pretrained" in err[-1]
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ import csv
 import logging
 import os
 
-from ..builder import build_model, model_token_reduction, prepare_for
+from ..builder import build_model, chosen_weights, model_token_reduction, prepare_for
 from ..checkpoint import load_pretrained
 from ..config import eval_batch_size
 from ..data import create_dataset, create_image_dataset
@@ -120,6 +120,8 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
     (ppt_ms.evaluate.evaluate; images/s excludes each input shape's first, compiling call)."""
     grid = parse_grid(grid_items)
     checked = check_points(sweep_points(grid, methods), cfg)
+    if images is not None:  # similarity to the unreduced network of random weights says nothing
+        chosen_weights(weights, cfg["model"]["pretrained"], needed_for="to score embeddings with (--images)")
     state = reference_weights(cfg, weights)
     score, wrap = ("accuracy", None) if images is None else ("embedding", Features)
     if images is None:
