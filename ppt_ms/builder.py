@@ -4,7 +4,7 @@ import os
 
 import mindspore as ms
 
-from .checkpoint import TRAINING_ONLY_PREFIXES, load_pretrained, read_state_dict
+from .checkpoint import load_pretrained
 from .config import FORMULATION_KEYS, ConfigError
 from .formulations import prepare
 from .models import create_model
@@ -44,13 +44,6 @@ def chosen_weights(*candidates, needed_for=None):
     return path
 
 
-def model_state(path):
-    """Network tensors of a checkpoint: a timm/DeiT file or one written by
-    tools/train.py (whose optimizer and EMA entries are left out)."""
-    state = read_state_dict(path)
-    return {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
-
-
 def model_token_reduction(cfg) -> dict:
     """The config's token_reduction section as the model takes it (without the formulation
     setting fused_cpu_kernel, which `prepare` reads)."""
@@ -71,7 +64,7 @@ def build_model(cfg, weights=None, purpose=None, token_reduction=None):
                        token_reduction=model_token_reduction(cfg) if token_reduction is None else token_reduction)
     path = weights or m["pretrained"]
     if path:
-        report = load_pretrained(net, model_state(path))
+        report = load_pretrained(net, path, use_ema=m["use_ema"])
         logger.info("loaded %s: %s", path, report)
     if purpose is None:
         return net

@@ -46,7 +46,7 @@ from .errors import PPTMSError
 from .formulations import cpu_form_cells
 from .formulations.onnx import onnx_formulation
 from .formulations.onnx_erf import use_onnx_erf
-from .models.vision_transformer import TokenTrace
+from .models.vision_transformer import Features, TokenTrace
 from .onnx_runtime import OnnxRuntimeError, OnnxSession
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
@@ -140,11 +140,24 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
     return path
 
 
+def output_names(cell: nn.Cell):
+    """The names of an exported file's outputs: logits (embeddings for a network without a
+    classifier, and for Features), then the source map of a network that traces it.  None (the
+    exporter's numbers) for the internal TokenTrace file, whose named outputs MindSpore 2.10's
+    exporter writes into an invalid graph."""
+    if isinstance(cell, TokenTrace):
+        return None
+    if isinstance(cell, Features):
+        return ["embeddings"]
+    first = "embeddings" if getattr(cell, "num_classes", 1) == 0 else "logits"
+    return [first, "source"] if getattr(cell, "trace_source", False) else [first]
+
+
 def write_onnx(cell: nn.Cell, net: nn.Cell, images: ms.Tensor, path: str):
     """Export `cell` (`net` or a Cell around it) to ONNX with `net` in its exportable formulation
     (formulations/onnx.py), then put ONNX's exact Erf back (onnx_erf)."""
     with onnx_formulation(net):
-        ms.onnx.export(cell, images, file_name=path)
+        ms.onnx.export(cell, images, file_name=path, input_names=["images"], output_names=output_names(cell))
     use_onnx_erf(path)
 
 

@@ -181,6 +181,113 @@ def test_other_num_classes_skips_the_head_with_a_warning(caplog, distilled):
         assert np.array_equal(after[name], expected), name
 
 
+def test_a_classifier_the_network_lacks_is_skipped_with_one_warning(caplog):
+    """num_classes 0 (a feature extractor) and a checkpoint with a classifier: the rule of another
+    class count (skip, warn), not a refusal."""
+    with_head = create_model("vit_quickstart")
+    state = {n: p.asnumpy() for n, p in with_head.parameters_and_names()}
+    net = create_model("vit_quickstart", num_classes=0)
+    with caplog.at_level(logging.WARNING, logger="ppt_ms.checkpoint"):
+        report = load_pretrained(net, state)
+    assert report.skipped == {"head.weight": ((10, 64), ()), "head.bias": ((10,), ())}
+    assert len(caplog.records) == 1 and "num_classes 0" in caplog.text and "10 classes" in caplog.text
+    assert "skipped head.weight: checkpoint (10, 64) vs network none" in report.lines()
+    assert all(np.array_equal(p.asnumpy(), state[n]) for n, p in net.parameters_and_names())
+
+
+# ----------------------------------------------------------------------------------------------
+# training checkpoints: weights plus optimizer state, EMA copies, loss scale, counters
+
+def ppt_ms_training_checkpoint(net, path):
+    """What tools/train.py writes: weights, AdamW moments, EMA shadows, loss scaler, run position."""
+    from ppt_ms.train.checkpointing import Progress, save_training_checkpoint, training_state
+    from ppt_ms.train.ema import ParameterEMA
+    from ppt_ms.train.optimizer import create_optimizer
+
+    class Scaler:
+        scale_value = Parameter(Tensor(1024.0), name="scale_value")
+        counter = Parameter(Tensor(3, ms.int32), name="counter")
+    state = training_state(net, create_optimizer(net, 0.05), ParameterEMA(net.trainable_params(), 0.99), Scaler())
+    return save_training_checkpoint(os.path.dirname(path), Progress.at(88, 44, 32, 0), state)
+
+
+def mindspore_adamw_checkpoint(net, path):
+    """One step of MindSpore's own AdamWeightDecay through TrainOneStepCell, saved as a callback would."""
+    step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")),
+                               nn.AdamWeightDecay(net.trainable_params(), 1e-3))
+    step.set_train()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    step(Tensor(np.random.default_rng(0).standard_normal((2, 3, 24, 24)).astype(np.float32)),
+         Tensor(np.array([1, 2], np.int32)))
+    ms.save_checkpoint(step, path)
+    return path
+
+
+TRAINING_CHECKPOINTS = {
+    "ppt_ms": (ppt_ms_training_checkpoint, ["optimizer moments (", "exp_avg.*", "exp_avg_sq.*", "EMA copy",
+                                            "loss scaler state (2 tensors: loss_scale.*)", "state_step",
+                                            "train_state.global_step", "took the live weights"]),
+    "mindspore_adamw": (mindspore_adamw_checkpoint, ["optimizer moments (", "adam_m.*", "adam_v.*", "global_step",
+                                                     "learning_rate"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TRAINING_CHECKPOINTS))
+def test_training_checkpoints_load_as_weights_with_a_note(kind, tmp_path, caplog, capsys, pynative):
+    write, note_parts = TRAINING_CHECKPOINTS[kind]
+    trained = create_model("vit_quickstart")
+    path = write(trained, str(tmp_path / "train" / "step00000088.ckpt"))
+    weights = net_arrays(trained)
+    net = create_model("vit_quickstart")
+    with caplog.at_level(logging.WARNING, logger="ppt_ms.checkpoint"):
+        report = load_pretrained(net, path)
+    assert report.training_state.startswith("set aside training state: ") and "\n" not in report.training_state
+    for part in note_parts:
+        assert part in report.training_state, part
+    assert report.training_state in caplog.text
+    assert all(np.array_equal(p.asnumpy(), weights[n]) for n, p in net.parameters_dict().items())
+
+    out = tmp_path / "weights.ckpt"
+    assert load_tool("convert").main(["--src", path, "--dst", str(out), "--model", "vit_quickstart"]) == 0
+    assert "set aside training state" in capsys.readouterr().out
+    assert sorted(read_state_dict(out)) == sorted(weights)
+
+
+def test_ema_copy_of_a_training_checkpoint_on_request(tmp_path):
+    trained = create_model("vit_quickstart")
+    path = ppt_ms_training_checkpoint(trained, str(tmp_path / "run" / "x.ckpt"))
+    saved = read_state_dict(path)
+    shadow = {n: saved["ema." + n] for n in net_arrays(trained) if "ema." + n in saved}
+    for name in shadow:  # make the EMA copy differ from the live weights
+        shadow[name] = shadow[name] + 1.0
+    saved.update({"ema." + n: v for n, v in shadow.items()})
+    net = create_model("vit_quickstart")
+    report = load_pretrained(net, saved, use_ema=True)
+    assert "took the EMA weights" in report.training_state
+    assert all(np.array_equal(net.parameters_dict()[n].asnumpy(), v) for n, v in shadow.items())
+    with pytest.raises(CheckpointError, match="no EMA copy"):
+        load_pretrained(net, {n: p.asnumpy() for n, p in net.parameters_and_names()}, use_ema=True)
+
+
+def test_a_network_parameter_named_like_training_state_is_kept():
+    """Only entries that shadow a weight the checkpoint holds (or known counters) are training state."""
+    from ppt_ms.checkpoint.training_state import split_training_state
+    state = {"moment.scale": np.ones(3, np.float32), "ema.w": np.ones(2, np.float32), "w": np.zeros(2, np.float32)}
+    weights, note = split_training_state(state)
+    assert sorted(weights) == ["moment.scale", "w"] and "EMA copy (1 tensors: ema.*)" in note
+    weights, note = split_training_state(state, network_names=["ema.w"])
+    assert sorted(weights) == sorted(state) and note is None
+
+
+def test_same_shape_but_other_names_is_said_so():
+    net = create_model("vit_quickstart")
+    state = {n.replace("attn.qkv", "attn.in_proj"): p.asnumpy() for n, p in net.parameters_and_names()}
+    with pytest.raises(CheckpointError) as error:
+        load_pretrained(net, state)
+    message = str(error.value)
+    assert "The network has that shape too: names or dtypes differ" in message and "The network: " not in message
+
+
 @pytest.mark.parametrize("distilled", [False, True])
 def test_pos_embed_from_14x14_to_16x16_keeps_prefix_tokens(distilled):
     net = TinyViT(grid=(16, 16), dim=4, distilled=distilled)

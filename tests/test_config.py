@@ -18,7 +18,7 @@ YAML_FILES = sorted(CONFIG_DIR.rglob("*.yaml"))
 # The schema as the task states it, written out independently of the module.
 EXPECTED_DEFAULTS = {
     "model": {"name": "deit_small_patch16_224", "num_classes": 1000, "img_size": 224,
-              "drop_path_rate": 0.0, "pretrained": None, "cpu_kernels": True},
+              "drop_path_rate": 0.0, "pretrained": None, "use_ema": False, "cpu_kernels": True},
     "token_reduction": {"method": "none", "r": 0, "layers": [3, 6, 9], "threshold": 7e-5,
                         "inflection": None, "prop_attn": True, "trace_source": False,
                         "fused_cpu_kernel": False},
@@ -49,15 +49,33 @@ def write(tmp_path, text, name="cfg.yaml"):
 
 # --- defaults and shipped configs ---------------------------------------------------------
 
+# model.num_classes defaults to null, which a built config resolves to the model's own class count
+UNRESOLVED_DEFAULTS = {**EXPECTED_DEFAULTS, "model": {**EXPECTED_DEFAULTS["model"], "num_classes": None}}
+
+
 def test_defaults_match_the_schema():
-    assert DEFAULTS == EXPECTED_DEFAULTS
+    assert DEFAULTS == UNRESOLVED_DEFAULTS
     assert load_config().to_dict() == EXPECTED_DEFAULTS
     assert make_config().to_dict() == EXPECTED_DEFAULTS
 
 
+@pytest.mark.parametrize("name, classes", [("deit_small_patch16_224", 1000), ("vit_small_patch14_reg4_dinov2", 0),
+                                           ("vit_base_patch16_siglip_224", 0), ("vit_base_patch16_clip_224", 1000),
+                                           ("vit_base_patch16_clip_quickgelu_224", 512), ("vit_b_32_224", 1000),
+                                           ("vit_large_patch32_224", 0)])
+def test_num_classes_unset_is_the_models_default_as_in_timm(name, classes):
+    """timm 1.0.31's default pretrained tag of each name (its default_cfgs) decides the class count."""
+    assert make_config({"model": {"name": name}}).model.num_classes == classes
+    assert make_config({"model": {"name": name, "num_classes": 7}}).model.num_classes == 7
+    from ppt_ms.models import create_model
+    from mindspore.nn.utils import no_init_parameters
+    with no_init_parameters():
+        assert create_model(name).num_classes == classes
+
+
 def test_building_configs_leaves_defaults_untouched():
     make_config({"token_reduction": {"layers": [1, 2]}}, ["data.mean=[0, 0, 0]"])
-    assert DEFAULTS == EXPECTED_DEFAULTS
+    assert DEFAULTS == UNRESOLVED_DEFAULTS
 
 
 def test_config_folder_has_the_expected_files():

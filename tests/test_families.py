@@ -18,6 +18,7 @@ from helpers.paths import DATA
 from ppt_ms.checkpoint import load_pretrained
 from ppt_ms.export import export_network, run_mindir, run_onnx, verify_export
 from ppt_ms.models import TokenTrace, create_model
+from ppt_ms.models.layers import QuickGELU
 
 FAMILIES = DATA / "conformance_families"
 MANIFEST = json.loads((FAMILIES / "manifest.json").read_text())
@@ -90,17 +91,54 @@ def test_significance_without_a_class_token_is_a_clear_error(method):
         create_model(spec["model"], **spec["create_kwargs"], token_reduction={"method": method, "r": 2, "layers": [1]})
 
 
-@pytest.mark.parametrize("name", ["dinov2_reg", "siglip_gap", "siglip"])
+# every family exports to ONNX; one model of each head (class token with registers, mean, attention
+# pooling) to MindIR too
+EXPORT_FORMATS = {name: ("ONNX",) for name in MANIFEST["families"]}
+EXPORT_FORMATS.update({name: ("MINDIR", "ONNX") for name in ("dinov2_reg", "siglip_gap", "siglip")})
+
+
+@pytest.mark.parametrize("name", sorted(EXPORT_FORMATS))
 def test_export_with_tome_reproduces_timm(name, tmp_path):
-    """One model of each head (class token with registers, mean, attention pooling), with ToMe,
-    exported to MindIR and ONNX: each file gives the live network's and timm's logits."""
+    """Each family with ToMe, exported: the file gives the live network's and timm's logits, under
+    the output name logits."""
+    import onnx
     spec, params, images = family(name)
     net = create_model(spec["model"], **spec["create_kwargs"], token_reduction=spec["cases"]["tome"])
     load_pretrained(net, params)
     inputs = ms.Tensor(images)
-    for file_format, run in (("MINDIR", run_mindir), ("ONNX", run_onnx)):
+    for file_format in EXPORT_FORMATS[name]:
+        run = {"MINDIR": run_mindir, "ONNX": run_onnx}[file_format]
         path = export_network(net, inputs, str(tmp_path / name), file_format)
         result = verify_export(path, net, inputs, file_format)
         assert result.max_abs_diff <= 1e-4 and result.output_shapes == ((len(images), 10),)
         np.testing.assert_allclose(run(path, inputs)[0], np.load(FAMILIES / name / "tome.npz")["logits"], rtol=0,
                                    atol=1e-4)
+        if file_format == "ONNX":
+            graph = onnx.load(path).graph
+            assert [o.name for o in graph.output] == ["logits"] and [i.name for i in graph.input] == ["images"]
+
+
+def test_export_leaves_the_live_network_as_it_was(tmp_path):
+    """CLIP with QuickGELU: after an ONNX export every cell and index function is the one it had, and
+    the network still gives timm's logits."""
+    spec, params, images = family("clip")
+    net = create_model(spec["model"], **spec["create_kwargs"], token_reduction=spec["cases"]["tome"])
+    load_pretrained(net, params)
+    before = {name: (type(cell), id(cell), getattr(cell, "take", None), getattr(cell, "add", None))
+              for name, cell in net.cells_and_names()}
+    export_network(net, ms.Tensor(images), str(tmp_path / "clip"), "ONNX")
+    after = {name: (type(cell), id(cell), getattr(cell, "take", None), getattr(cell, "add", None))
+             for name, cell in net.cells_and_names()}
+    assert after == before
+    assert any(type_ is QuickGELU for type_, *_ in after.values())
+    np.testing.assert_allclose(net(ms.Tensor(images)).asnumpy(), np.load(FAMILIES / "clip" / "tome.npz")["logits"],
+                               rtol=0, atol=1e-4)
+
+
+def test_a_network_without_classifier_exports_embeddings(tmp_path):
+    import onnx
+    spec, params, images = family("dinov2_reg")
+    net = create_model(spec["model"], **{**spec["create_kwargs"], "num_classes": 0})
+    load_pretrained(net, params)
+    path = export_network(net, ms.Tensor(images[:1]), str(tmp_path / "features"), "ONNX")
+    assert [o.name for o in onnx.load(path).graph.output] == ["embeddings"]

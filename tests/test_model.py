@@ -34,7 +34,7 @@ def test_every_model_has_timm_parameters(name):
     """Built without allocating weights, every model has timm's parameter names and shapes, its
     default input size, and the prefix tokens its parameters say."""
     with no_init_parameters():
-        net = create_model(name)
+        net = create_model(name, num_classes=1000)
     theirs = {key: tuple(shape) for key, shape in TIMM[name]["state_dict"].items()}
     assert {n: tuple(p.shape) for n, p in net.parameters_and_names()} == theirs
     img_size = TIMM[name]["img_size"]

@@ -6,8 +6,8 @@ from .loading import LoadReport, load_pretrained
 from .pos_embed import resize_pos_embed
 from .pth_reader import read_pth
 from .saving import save_checkpoint_atomic
-from .state_dict import TRAINING_ONLY_PREFIXES, detect_format, read_state_dict, unwrap_state_dict
+from .state_dict import detect_format, read_state_dict, unwrap_state_dict
 
-__all__ = ["TRAINING_ONLY_PREFIXES", "CheckpointError", "UnsafeCheckpointError", "read_state_dict", "read_pth", "detect_format",
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "read_state_dict", "read_pth", "detect_format",
            "unwrap_state_dict", "load_pretrained", "LoadReport", "resize_pos_embed", "save_checkpoint_atomic",
            "convert_checkpoint", "ConversionSummary"]

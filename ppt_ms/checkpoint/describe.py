@@ -39,6 +39,12 @@ class ViTShape:
         return ", ".join(parts)
 
 
+    def differences(self, other: "ViTShape") -> List[str]:
+        """'field: ours vs other's' for every field in which `other` differs."""
+        return ["%s %s vs %s" % (name.replace("_", " "), getattr(self, name), getattr(other, name))
+                for name in self.__dataclass_fields__ if getattr(self, name) != getattr(other, name)]
+
+
 def shape_of_state(shapes: Mapping[str, Tuple[int, ...]]) -> Optional[ViTShape]:
     """The ViTShape of a state dict given as {key: shape}, or None when it is not a timm-style ViT."""
     kernel = shapes.get("patch_embed.proj.weight")

@@ -3,7 +3,7 @@ import itertools
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import mindspore as ms
 import numpy as np
@@ -11,8 +11,10 @@ from mindspore import Tensor
 
 from .describe import likely_models, shape_of_state
 from .errors import CheckpointError
+from .layouts import MINDCV_ACTIVATION, MINDCV_NORM_EPS, layout_note, to_timm_names
 from .pos_embed import resize_pos_embed
 from .state_dict import read_state_dict
+from .training_state import split_training_state
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,8 @@ Shape = Tuple[int, ...]
 @dataclass
 class LoadReport:
     """What load_pretrained did. Shapes are (checkpoint, network)."""
+    layout: Optional[str] = None  # another key layout it was read as (layouts.py), e.g. 'mindcv 0.3'
+    training_state: Optional[str] = None  # the note of what training state was set aside (training_state.py)
     loaded: List[str] = field(default_factory=list)
     resized: Dict[str, Tuple[Shape, Shape]] = field(default_factory=dict)
     skipped: Dict[str, Tuple[Shape, Shape]] = field(default_factory=dict)
@@ -31,10 +35,11 @@ class LoadReport:
     ignored_scalars: List[str] = field(default_factory=list)
 
     def lines(self) -> List[str]:
-        out = ["loaded %d parameter(s)" % len(self.loaded)]
+        out = [line for line in (layout_note(self.layout), self.training_state) if line]
+        out.append("loaded %d parameter(s)" % len(self.loaded))
         out += ["resized %s: %s -> %s" % (k, old, new) for k, (old, new) in self.resized.items()]
-        out += ["skipped %s: checkpoint %s vs network %s (kept the network's initialisation)"
-                % (k, old or "none", new) for k, (old, new) in self.skipped.items()]
+        out += ["skipped %s: checkpoint %s vs network %s" % (k, old or "none", new or "none")
+                for k, (old, new) in self.skipped.items()]
         if self.missing:
             out.append("missing from checkpoint (kept initialisation): %s" % ", ".join(self.missing))
         if self.unexpected:
@@ -44,9 +49,12 @@ class LoadReport:
         return out
 
 
-def load_pretrained(net: ms.nn.Cell, path_or_state_dict, strict: bool = True) -> LoadReport:
+def load_pretrained(net: ms.nn.Cell, path_or_state_dict, strict: bool = True, use_ema: bool = False) -> LoadReport:
     """Copy checkpoint tensors into `net` by name (timm names == ppt_ms names).
 
+    - training state (optimizer moments and counters, EMA copies, loss scale: training_state.py)
+      is set aside with a one-line note; `use_ema` takes a training checkpoint's EMA weights;
+    - mindcv's key layouts are renamed to timm's (layouts.py);
     - pos_embed on another patch grid is resampled as timm 1.x does (pos_embed.py), its
       prefix entries kept (net.pos_embed_prefix_tokens: none when it covers the patches only);
     - a classifier for another number of classes (head.*, head_dist.*) is skipped
@@ -57,10 +65,14 @@ def load_pretrained(net: ms.nn.Cell, path_or_state_dict, strict: bool = True) ->
       missing and unexpected keys (reported), never mismatched shapes.
     Nothing is written into `net` unless the whole checkpoint fits.
     """
-    state = _as_arrays(path_or_state_dict)
-    given = {k: v.shape for k, v in state.items()}
     params = net.parameters_dict()
     report = LoadReport()
+    state, report.training_state = split_training_state(_as_arrays(path_or_state_dict, use_ema), use_ema, params)
+    state, report.layout = to_timm_names(state)
+    if report.training_state:
+        logger.warning("%s", report.training_state)
+    _warn_other_arithmetic(net, report.layout)
+    given = {k: v.shape for k, v in state.items()}
     _skip_other_classifier(state, params, report)
     _resize_position_embedding(net, state, params, report)
 
@@ -103,8 +115,12 @@ def _does_not_fit(source: str, given: Mapping[str, Shape], params, problems: Lis
             names = likely_models(theirs)
             message += " (%s)" % ("likely %s" % " or ".join(names) if names else "no registered model has this shape")
         message += "."
-    if ours is not None:
-        message += " The network: %s." % ours.text()
+    differences = theirs.differences(ours) if theirs is not None and ours is not None else None
+    if differences == []:
+        message += " The network has that shape too: names or dtypes differ."
+    elif ours is not None:
+        message += " The network: %s%s." % (ours.text(), "; they differ in %s" % ", ".join(differences)
+                                               if differences else "")
     kinds = [[p for p in problems if p.startswith(kind)] for kind in ("missing", "unexpected", "shape", "dtype")]
     examples = [p for group in itertools.zip_longest(*kinds) for p in group if p][:EXAMPLES]
     message += " E.g. %s" % "; ".join(examples)
@@ -113,9 +129,22 @@ def _does_not_fit(source: str, given: Mapping[str, Shape], params, problems: Lis
     return message
 
 
-def _as_arrays(path_or_state_dict) -> Dict[str, np.ndarray]:
+def _warn_other_arithmetic(net, layout: Optional[str]) -> None:
+    """mindcv's weights in a network whose GELU or LayerNorm eps is not mindcv's: the logits move
+    (by 5.8e-4 on mindcv's vit_b_32_224), enough to change some top-1 decisions, so say so."""
+    if not (layout or "").startswith("mindcv"):
+        return
+    ours = (getattr(net, "act_layer", MINDCV_ACTIVATION), getattr(net, "norm_eps", MINDCV_NORM_EPS))
+    if ours != (MINDCV_ACTIVATION, MINDCV_NORM_EPS):
+        logger.warning("these are mindcv weights (%s key layout), trained with GELU %s and LayerNorm eps %g; the "
+                       "network computes GELU %s and eps %g, so its outputs differ from mindcv's: build mindcv's "
+                       "model name (e.g. vit_b_16_224) or pass act_layer='%s', norm_eps=%g", layout,
+                       MINDCV_ACTIVATION, MINDCV_NORM_EPS, ours[0], ours[1], MINDCV_ACTIVATION, MINDCV_NORM_EPS)
+
+
+def _as_arrays(path_or_state_dict, use_ema: bool = False) -> Dict[str, np.ndarray]:
     if isinstance(path_or_state_dict, (str, os.PathLike)):
-        return read_state_dict(path_or_state_dict)
+        return read_state_dict(path_or_state_dict, use_ema=use_ema)
     if not isinstance(path_or_state_dict, Mapping):
         raise CheckpointError("load_pretrained expects a file path or a dict of arrays, got %s"
                               % type(path_or_state_dict).__name__)
@@ -136,25 +165,30 @@ def _source_name(path_or_state_dict) -> str:
 
 
 def _skip_other_classifier(state: Dict[str, np.ndarray], params, report: LoadReport) -> None:
-    """Drop head.* / head_dist.* from `state` when head.weight's class count differs; when the
-    checkpoint has no classifier at all (a feature extractor, as DINOv2's), the network keeps its own."""
-    if "head.weight" in params and not any(k.startswith(("head.", "head_dist.")) for k in state):
+    """One rule for a classifier that does not fit: the checkpoint has none (a feature extractor,
+    as DINOv2's), the network has none (num_classes 0), or they have other class counts. Each is
+    a warning; the checkpoint's head.* / head_dist.* are set aside and the network's, if any, keep
+    their initialisation."""
+    theirs, ours = state.get("head.weight"), params.get("head.weight")
+    if ours is not None and not any(k.startswith(("head.", "head_dist.")) for k in state):
         for key in CLASSIFIER_KEYS:
             if key in params:
                 report.skipped[key] = ((), tuple(params[key].shape))
         logger.warning("the checkpoint has no classifier (head.*): the network's classifier keeps its initialisation")
         return
-    if "head.weight" not in state or "head.weight" not in params:
-        return
-    theirs, ours = state["head.weight"].shape, tuple(params["head.weight"].shape)
-    if len(theirs) != 2 or len(ours) != 2 or theirs[0] == ours[0]:
+    if theirs is None or theirs.ndim != 2 or (ours is not None and theirs.shape[0] == ours.shape[0]):
         return
     for key in CLASSIFIER_KEYS:
-        if key in state and key in params:
-            report.skipped[key] = (state.pop(key).shape, tuple(params[key].shape))
+        if key in state and (ours is None or key in params):
+            report.skipped[key] = (state.pop(key).shape, tuple(params[key].shape) if key in params else ())
+    if ours is None:
+        logger.warning("the checkpoint's classifier (head.weight %s, %d classes) is not used: the network has none "
+                       "(num_classes 0, it returns its embedding); skipped %s", theirs.shape, theirs.shape[0],
+                       ", ".join(report.skipped))
+        return
     logger.warning("checkpoint classifier has %d classes (head.weight %s), the network %d (head.weight %s): "
                    "skipped %s; they keep the network's initialisation",
-                   theirs[0], theirs, ours[0], ours, ", ".join(report.skipped))
+                   theirs.shape[0], theirs.shape, ours.shape[0], tuple(ours.shape), ", ".join(report.skipped))
 
 
 def _resize_position_embedding(net, state: Dict[str, np.ndarray], params, report: LoadReport) -> None:

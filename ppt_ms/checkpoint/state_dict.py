@@ -1,4 +1,5 @@
 """read_state_dict: any supported checkpoint file -> {timm key: np.ndarray}."""
+import logging
 import os
 import zipfile
 from typing import Dict, Mapping
@@ -9,12 +10,10 @@ from .dtypes import widen_half
 from .errors import CheckpointError
 from .pth_reader import read_pth
 from .readers import read_mindspore_ckpt, read_npz, read_safetensors
+from .training_state import EMA_PREFIX, USE_EMA_HINT
 
-# what a training checkpoint (ppt_ms/train/checkpointing.py) holds besides the network:
-# optimizer moments and step, EMA shadows, loss scale, position; loaders of model weights skip them
-# (adam_m., adam_v. and global_step: the optimizer's names in checkpoints of ppt_ms before 2026-12-02)
-TRAINING_ONLY_PREFIXES = ("exp_avg.", "exp_avg_sq.", "state_step", "adam_m.", "adam_v.", "global_step", "ema.",
-                          "loss_scale.", "train_state.")
+logger = logging.getLogger(__name__)
+
 SUPPORTED_FORMATS = ("PyTorch torch.save (.pth/.pt/.bin, zip or legacy), safetensors, NumPy .npz, "
                      "MindSpore .ckpt")
 
@@ -81,7 +80,7 @@ def read_state_dict(path, use_ema: bool = False) -> Dict[str, np.ndarray]:
 def unwrap_state_dict(content, use_ema: bool = False) -> Dict[str, np.ndarray]:
     """Find the tensors inside a loaded checkpoint object (see read_state_dict)."""
     wrapper_keys = _EMA_KEYS + _WEIGHT_KEYS if use_ema else _WEIGHT_KEYS + _EMA_KEYS
-    took_ema = False
+    took_ema, original = False, content
     while isinstance(content, Mapping) and not _is_array_dict(content):
         key = next((k for k in wrapper_keys if isinstance(content.get(k), Mapping)), None)
         if key is None:
@@ -90,9 +89,17 @@ def unwrap_state_dict(content, use_ema: bool = False) -> Dict[str, np.ndarray]:
         content = content[key]
     if not isinstance(content, Mapping):
         raise CheckpointError("the checkpoint holds a %s, not a dict of tensors" % type(content).__name__)
-    if use_ema and not took_ema:
-        raise CheckpointError("use_ema=True but the checkpoint has no %s entry" % " or ".join(_EMA_KEYS))
+    if use_ema and not took_ema and not any(str(k).startswith(EMA_PREFIX) for k in content):
+        raise CheckpointError("use_ema=True but the checkpoint has no %s entry and no %s<weight> entries"
+                              % (" or ".join(_EMA_KEYS), EMA_PREFIX))
+    if not took_ema and _has_ema_wrapper(original):
+        logger.warning("took the checkpoint's live weights; it also has an EMA copy (%s): %s takes it",
+                       " or ".join(k for k in _EMA_KEYS if isinstance(original.get(k), Mapping)), USE_EMA_HINT)
     return _strip_prefix(dict(content), "module.")
+
+
+def _has_ema_wrapper(content) -> bool:
+    return isinstance(content, Mapping) and any(isinstance(content.get(k), Mapping) for k in _EMA_KEYS)
 
 
 def _is_array_dict(content: Mapping) -> bool:

@@ -21,10 +21,11 @@ _PATH = Nullable(Str())
 SCHEMA = {
     "model": {
         "name": ("deit_small_patch16_224", Str()),
-        "num_classes": (1000, Int(0)),  # 0: no classifier (a feature extractor; tools/embed.py)
+        "num_classes": (None, Nullable(Int(0))),  # null: the model's own (timm's default); 0: no classifier
         "img_size": (224, Int(1)),
         "drop_path_rate": (0.0, Float(0.0, 1.0, high_open=True)),
         "pretrained": (None, _PATH),
+        "use_ema": (False, Bool()),  # take the EMA copy of a training checkpoint's weights (else the live ones)
         "cpu_kernels": (True, Bool()),  # CPU, float32: GELU, LayerNorm, layouts (+ backward) as C++ kernels (formulations)
     },
     "token_reduction": {
@@ -203,6 +204,9 @@ def validate(tree):
     for section, keys in SCHEMA.items():
         for key, (_, rule) in keys.items():
             tree[section][key] = rule.check(f"{section}.{key}", tree[section][key])
+    if tree["model"]["num_classes"] is None:
+        from ..models import default_num_classes  # the models import the config's token_reduction rules
+        tree["model"]["num_classes"] = default_num_classes(tree["model"]["name"])
     _check_token_reduction(tree["token_reduction"])
     _check_train(tree["train"])
     _check_benchmark(tree["benchmark"])

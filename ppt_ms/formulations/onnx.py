@@ -5,7 +5,8 @@ MindSpore 2.10's exporter has no converter for Erf (so for exact GELU) and
 no TensorScatterAdd, and it exports a Gather with batch_dims wrongly.
 Inside `onnx_formulation(net)`:
 
-- every MLP computes GELU(x) = x/2 (1 + erf(x / sqrt 2)) with `erf_rational`;
+- every exact-GELU MLP computes x/2 (1 + erf(x / sqrt 2)) with `erf_rational` (QuickGELU
+  and the tanh GELU export as they are);
 - every reducer gathers and adds tokens with ops the exporter converts
   correctly (`take_tokens_flat`, `add_into_by_matmul`).
 
@@ -22,7 +23,6 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from ..models.layers import GELU, Mlp
-from ..token_reduction.gather import add_into, take_tokens
 from ..token_reduction.reducers import TokenReducer
 
 _transposed_bmm = ops.BatchMatMul(transpose_a=True)
@@ -78,25 +78,34 @@ def add_into_by_matmul(tokens, slot, updates):
     return tokens + _transposed_bmm(rows, updates.astype(tokens.dtype))
 
 
-def _swap(net, gelu_cell, take, add):
-    """Set every MLP's activation to a new `gelu_cell()` and every reducer's index functions."""
+def _swap_in_onnx_ops(net):
+    """Give every exact-GELU MLP a RationalGELU and every reducer the exportable index functions,
+    in place; -> [(cell, attribute, what it held)] to put back.  QuickGELU and GELU's tanh
+    approximation export as they are (Sigmoid, GeLU) and are left alone."""
+    replaced = []
     for _, cell in net.cells_and_names():
-        if isinstance(cell, Mlp):
-            cell.act = gelu_cell()
+        if isinstance(cell, Mlp) and isinstance(cell.act, GELU):
+            replaced.append((cell, "act", cell.act))
+            cell.act = RationalGELU()
         if isinstance(cell, TokenReducer):
-            cell.take, cell.add = take, add
+            replaced += [(cell, "take", cell.take), (cell, "add", cell.add)]
+            cell.take, cell.add = take_tokens_flat, add_into_by_matmul
+    return replaced
 
 
 def to_onnx_form(net: nn.Cell) -> nn.Cell:
     """`net`, in place, in the formulation MindSpore's ONNX exporter writes correctly; returns `net`."""
-    _swap(net, RationalGELU, take_tokens_flat, add_into_by_matmul)
+    _swap_in_onnx_ops(net)
     return net
 
 
 @contextmanager
 def onnx_formulation(net: nn.Cell):
-    """`net` in its ONNX form inside the `with` (to export it), its own form after."""
+    """`net` in its ONNX form inside the `with` (to export it); after it, exactly the cells and
+    functions it had before."""
+    replaced = _swap_in_onnx_ops(net)
     try:
-        yield to_onnx_form(net)
+        yield net
     finally:
-        _swap(net, GELU, take_tokens, add_into)
+        for cell, attribute, original in reversed(replaced):
+            setattr(cell, attribute, original)

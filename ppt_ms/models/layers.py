@@ -59,7 +59,16 @@ class QuickGELU(nn.Cell):
         return x * ops.sigmoid(1.702 * x)
 
 
-ACTIVATIONS = {"gelu": GELU, "quick_gelu": QuickGELU}
+class GELUTanh(nn.Cell):
+    """GELU's tanh approximation, x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): MindSpore's nn.GELU
+    default, so mindcv's ViTs (timm's 'gelu_tanh').  MindSpore's GeLU primitive (within 5e-7 of
+    the float64 function here), not Tanh: the CPU Tanh kernel is off by up to 1e-4."""
+
+    def construct(self, x):
+        return ops.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {"gelu": GELU, "quick_gelu": QuickGELU, "gelu_tanh": GELUTanh}
 
 
 def activation(name: str) -> nn.Cell:

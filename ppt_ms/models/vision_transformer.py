@@ -14,6 +14,7 @@ import mindspore as ms
 from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, TruncatedNormal
 
+from ..checkpoint.layouts import MINDCV_ACTIVATION, MINDCV_NORM_EPS
 from ..token_reduction.prefix import PrefixTokens
 from ..token_reduction.reducers import build_reducer
 from ..token_reduction import settings
@@ -73,7 +74,7 @@ class VisionTransformer(nn.Cell):
     embedding covers the patches only), pre_norm (a LayerNorm before the blocks, CLIP),
     init_values (LayerScale), global_pool ("token", "avg", "map"), fc_norm (None: a
     LayerNorm after pooling for "avg", instead of the one before it), act_layer ("gelu",
-    "quick_gelu"); norm_eps is timm's LayerNorm eps (1e-5 in the CLIP models)."""
+    "quick_gelu", "gelu_tanh"); norm_eps is timm's LayerNorm eps (1e-5 in the CLIP models, 1e-7 in mindcv's)."""
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, global_pool="token", embed_dim=768,
                  depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True, init_values=None, class_token=True,
@@ -91,6 +92,8 @@ class VisionTransformer(nn.Cell):
             raise ValueError("a distilled model pools its class and distillation tokens (global_pool 'token')")
         self.num_classes = num_classes
         self.embed_dim = embed_dim
+        self.act_layer = act_layer
+        self.norm_eps = norm_eps
         self.global_pool = global_pool
         self.distilled = distilled
         self.prefix = PrefixTokens(class_token, distilled, reg_tokens)
@@ -247,7 +250,8 @@ class Features(nn.Cell):
 
 _WIDTHS = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12), "large": (1024, 16)}
 CLIP = dict(pre_norm=True, norm_eps=1e-5)
-SIGLIP = dict(class_token=False, global_pool="map")
+SIGLIP = dict(class_token=False, global_pool="map", num_classes=0)
+MINDCV = dict(act_layer=MINDCV_ACTIVATION, norm_eps=MINDCV_NORM_EPS)
 
 
 def _size(size: str, patch_size: int, img_size: int) -> dict:
@@ -257,7 +261,8 @@ def _size(size: str, patch_size: int, img_size: int) -> dict:
 
 
 def _architectures() -> dict:
-    """timm name -> VisionTransformer arguments (timm's model_args and default input size)."""
+    """timm name -> VisionTransformer arguments (timm's model_args, default input size and the class
+    count of timm 1.0.31's default pretrained tag: 0 where that tag is a feature extractor)."""
     table = {}
     for size in ("tiny", "small", "base"):
         table["deit_%s_patch16_224" % size] = _size(size, 16, 224)
@@ -267,17 +272,25 @@ def _architectures() -> dict:
     for size in ("tiny", "small", "base", "large"):
         table["vit_%s_patch16_224" % size] = _size(size, 16, 224)
         table["vit_%s_patch16_384" % size] = _size(size, 16, 384)
+    for size in ("small", "base", "large"):
+        table["vit_%s_patch32_224" % size] = dict(_size(size, 32, 224), num_classes=0 if size == "large" else 1000)
+        table["vit_%s_patch32_384" % size] = _size(size, 32, 384)
+    for patch in (16, 32):  # mindcv's names: its layouts load (checkpoint/layouts.py), its GELU and eps
+        for size, letter in (("base", "b"), ("large", "l")):
+            for img in (224, 384):
+                if (patch, size, img) != (32, "large", 384):  # mindcv has no vit_l_32_384
+                    table["vit_%s_%d_%d" % (letter, patch, img)] = dict(_size(size, patch, img), **MINDCV)
     table["vit_base_patch16_clip_224"] = dict(_size("base", 16, 224), **CLIP)
-    table["vit_base_patch16_clip_quickgelu_224"] = dict(_size("base", 16, 224), act_layer="quick_gelu", **CLIP)
+    table["vit_base_patch16_clip_quickgelu_224"] = dict(_size("base", 16, 224), act_layer="quick_gelu", num_classes=512,
+                                                        **CLIP)
     table["vit_large_patch14_clip_224"] = dict(_size("large", 14, 224), **CLIP)
     table["vit_base_patch16_siglip_224"] = dict(_size("base", 16, 224), **SIGLIP)
     table["vit_base_patch16_siglip_gap_224"] = dict(_size("base", 16, 224), class_token=False, global_pool="avg",
-                                                    fc_norm=False)
-    table["vit_small_patch14_dinov2"] = dict(_size("small", 14, 518), init_values=1e-5)
-    table["vit_small_patch14_reg4_dinov2"] = dict(_size("small", 14, 518), init_values=1e-5, reg_tokens=4,
-                                                  no_embed_class=True)
-    table["vit_base_patch14_reg4_dinov2"] = dict(_size("base", 14, 518), init_values=1e-5, reg_tokens=4,
-                                                 no_embed_class=True)
+                                                    fc_norm=False, num_classes=0)
+    dinov2 = dict(init_values=1e-5, num_classes=0)
+    table["vit_small_patch14_dinov2"] = dict(_size("small", 14, 518), **dinov2)
+    table["vit_small_patch14_reg4_dinov2"] = dict(_size("small", 14, 518), reg_tokens=4, no_embed_class=True, **dinov2)
+    table["vit_base_patch14_reg4_dinov2"] = dict(_size("base", 14, 518), reg_tokens=4, no_embed_class=True, **dinov2)
     for size in ("small", "base"):
         table["deit3_%s_patch16_224" % size] = dict(_size(size, 16, 224), init_values=1e-6, no_embed_class=True)
     table["vit_quickstart"] = dict(img_size=24, patch_size=4, embed_dim=64, depth=4, num_heads=2, num_classes=10)
@@ -285,6 +298,13 @@ def _architectures() -> dict:
 
 
 ARCHITECTURES = _architectures()
+
+
+def default_num_classes(name: str) -> int:
+    """The class count `create_model(name)` builds (timm's default for that name; 1000 if unknown)."""
+    return ARCHITECTURES.get(name, {}).get("num_classes", 1000)
+
+
 _DESCRIPTIONS = {"vit_quickstart": "a tiny ViT for the built-in digits example: 24 px, 4 px patches (36 + CLS "
                                    "tokens), width 64, 4 blocks"}
 

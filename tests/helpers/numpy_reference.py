@@ -104,6 +104,14 @@ def quick_gelu(x):
     return x / (1.0 + np.exp(-1.702 * x))
 
 
+def gelu_tanh(x):
+    """GELU's tanh approximation (MindSpore's nn.GELU default, so mindcv's ViTs)."""
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+ACTIVATIONS = {"gelu": gelu, "quick_gelu": quick_gelu, "gelu_tanh": gelu_tanh}
+
+
 def linear(x, weight, bias):
     return x @ weight.T + bias
 
@@ -300,7 +308,7 @@ class ImageTrace:
 class Architecture:
     """What timm's VisionTransformer options change in the forward pass (the prefix tokens and
     LayerScale follow from the parameters: cls_token, dist_token, reg_token, blocks.*.ls1.gamma)."""
-    act: str = "gelu"              # or "quick_gelu"
+    act: str = "gelu"              # or "quick_gelu", "gelu_tanh"
     norm_eps: float = LN_EPS
     no_embed_class: bool = False   # the position embedding covers the patches only
     global_pool: str = "token"     # or "avg": the mean of the tokens after the prefix, then fc_norm if present
@@ -341,7 +349,7 @@ def forward_image(params: Dict[str, np.ndarray], image, num_heads: int,
     depth = len({k.split(".")[1] for k in p if k.startswith("blocks.")})
     protected = int(class_token) + int(distilled) + registers
     schedule = reduction.schedule(depth)
-    act = quick_gelu if arch.act == "quick_gelu" else gelu
+    act = ACTIVATIONS[arch.act]
 
     def norm(x, name):
         return layer_norm(x, p[name + ".weight"], p[name + ".bias"], arch.norm_eps)
