@@ -297,7 +297,7 @@ def test_tome_schedule_and_lists_are_accepted():
     ("token_reduction:\n  r: [1, 2\n", ["cfg.yaml", "cannot parse"]),
     ("token_reduction:\n  r: 1\n  r: 2\n", ["cfg.yaml", "duplicate key 'r'"]),
     ("- model\n- data\n", ["cfg.yaml", "mapping"]),
-    ("model: deit_small_patch16_224\n", ["cfg.yaml", "config section 'model'", "mapping"]),
+    ("model: deit_small_patch16_224\n", ["cfg.yaml", "flat mindcv config", "model -> model.name"]),
     ("token_reduction:\n  metod: ppt\n", ["cfg.yaml", "token_reduction.metod",
                                           "did you mean 'token_reduction.method'"]),
     ("token_reduction:\n  method: ppt\n  r: [1, 2]\n", ["token_reduction.r", "3 values"]),
@@ -383,3 +383,43 @@ def test_cli_help_lists_config_keys(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "--token_reduction.threshold" in out and "--ckpt" in out and "test tool" in out
+
+
+# --- mindcv's keys and flags ----------------------------------------------------------------
+
+MINDCV_YAML = """mode: 0
+distribute: False
+num_parallel_workers: 8
+data_dir: /data/imagenet
+image_resize: 224
+model: vit_b_32_224
+amp_level: O2
+epoch_size: 300
+lr: 0.003
+dataset_sink_mode: True
+"""
+
+
+def test_a_flat_mindcv_config_is_answered_in_one_message(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, MINDCV_YAML))
+    message = str(error.value)
+    assert "\n" not in message and "flat mindcv config" in message and "did you mean" not in message
+    for part in ("mode -> system.mode", "num_parallel_workers -> data.num_workers", "data_dir -> data.path",
+                 "image_resize -> model.img_size", "model -> model.name", "amp_level -> system.amp_level",
+                 "epoch_size -> train.epochs", "lr -> train.lr", "distribute: no equivalent",
+                 "dataset_sink_mode: no equivalent"):
+        assert part in message, part
+    # a ppt_ms section named like a mindcv key stays a section
+    assert load_config(write(tmp_path, "model:\n  name: vit_b_32_224\n", "ok.yaml")).model.name == "vit_b_32_224"
+
+
+@pytest.mark.parametrize("flag, key", [("--amp_level", "system.amp_level"), ("--ckpt_path", "model.pretrained"),
+                                       ("--device_target", "system.device_target"), ("--mode", "system.mode"),
+                                       ("--dataset_sink_mode", "no equivalent"), ("--epoch_size", "train.epochs"),
+                                       ("--image_resize", "model.img_size"), ("--val_while_train", "train.val_every")])
+def test_mindcv_flags_name_the_key_to_use(flag, key, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_cli([flag, "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and "mindcv's flag" in err[0] and key in err[0]

@@ -3,6 +3,7 @@ import argparse
 
 from ..progress import set_quiet
 from .core import load_config
+from .mindcv_keys import MINDCV_KEYS, mindcv_flags_error
 from .rules import ConfigError, IntOrIntList, ListOf
 from .schema import SCHEMA, as_override, split_key
 from .yaml_io import parse_yaml
@@ -73,6 +74,10 @@ def parse_cli(argv=None, description=None, extra=None):
         dotted = [a for a in unknown if a.startswith("--") and "." in a.split("=", 1)[0]]
         for flag in dotted:
             split_key(flag[2:].split("=", 1)[0])
+        flags = [a[2:].split("=", 1)[0] for a in unknown if a.startswith("--")]
+        mindcv = [flag for flag in flags if flag in MINDCV_KEYS]
+        if mindcv:
+            raise mindcv_flags_error(mindcv)
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         cfg = load_config(args.config, getattr(args, _OVERRIDES) or [])

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from ..token_reduction.settings import DEFAULTS as TOKEN_REDUCTION, METHODS, check_combination
 from .rules import (Auto, Bool, Choice, ConfigError, Float, Int, IntOrIntList, ListOf, Nullable, Str, suggestion)
+from .mindcv_keys import flat_mindcv_keys, mindcv_keys_error
 from .yaml_io import parse_yaml
 
 FUSED = "-fused"  # benchmark variant suffix: the method with token_reduction.fused_cpu_kernel on
@@ -156,6 +157,9 @@ def merge(tree, data):
     if not isinstance(data, Mapping):
         raise ConfigError(f"a config must be a mapping of sections ({', '.join(SCHEMA)}), "
                           f"got {data!r}")
+    flat = flat_mindcv_keys(data)
+    if flat:
+        raise mindcv_keys_error(flat)
     for section, values in data.items():
         _check_section(section)
         if values is None:
