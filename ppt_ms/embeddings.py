@@ -6,7 +6,7 @@ images (no labels needed).
 `embed(net, dataset)` runs any network's `features`; `embedding_similarity(cfg, weights, folder)`
 builds everything from a config (what tools/embed.py runs)."""
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
 import numpy as np
@@ -90,6 +90,7 @@ class EmbeddingReport:
     macs_per_image_unreduced: int
     images_per_second: Optional[float]
     images_per_second_unreduced: Optional[float]
+    left_out: List[str] = field(default_factory=list)  # unreadable images and other files not embedded
 
 
 def embedding_similarity(cfg, weights, folder):
@@ -107,7 +108,8 @@ def embedding_similarity(cfg, weights, folder):
                              checkpoint=weights, images_folder=folder, images=metrics.images,
                              embedding_dim=reduced.shape[1], cosine=metrics.cosine, min_cosine=metrics.min_cosine,
                              macs_per_image=count_macs(net).total, macs_per_image_unreduced=count_macs(plain).total,
-                             images_per_second=speed, images_per_second_unreduced=plain_speed)
+                             images_per_second=speed, images_per_second_unreduced=plain_speed,
+                             left_out=dataset.left_out)
     return report, reduced, unreduced, files
 
 
@@ -116,6 +118,7 @@ def format_report(report: EmbeddingReport) -> str:
         return "%.1f" % value if value else "not measured"
     rows = [("model", report.model), ("token reduction", report.token_reduction["method"]),
             ("checkpoint", str(report.checkpoint)), ("images", "%d (%s)" % (report.images, report.images_folder)),
+            *[("left out", note) for note in report.left_out],
             ("embedding", "%d values, pooled and normed (timm's pre-logits)" % report.embedding_dim),
             ("cosine similarity to unreduced", "mean %.4f, min %.4f" % (report.cosine, report.min_cosine)),
             ("MACs per image", "%.4f G (unreduced %.4f G)" % (report.macs_per_image / 1e9,

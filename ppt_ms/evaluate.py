@@ -159,6 +159,7 @@ class EvalReport:
     tokens_per_block: list = field(default_factory=list)
     images_per_second: Optional[float] = None  # of one rank
     ranks: int = 1
+    skipped_unreadable: int = 0  # images of the folder left out as unreadable (data.verify_images)
 
 
 def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
@@ -176,7 +177,8 @@ def evaluate_checkpoint(cfg, ckpt=None) -> EvalReport:
                       data=os.path.join(cfg.data.path, cfg.data.val_split), batch_size=eval_batch_size(cfg),
                       images=metrics.images, top1=metrics.top1, top5=metrics.top5, loss=metrics.loss,
                       macs_per_image=count_macs(net).total, tokens_per_block=list(net.tokens_per_block),
-                      images_per_second=metrics.images_per_second, ranks=world.group_size)
+                      images_per_second=metrics.images_per_second, ranks=world.group_size,
+                      skipped_unreadable=len(dataset.skipped))
 
 
 def _reduction_summary(tr: dict) -> str:
@@ -204,7 +206,8 @@ def format_report(report: EvalReport) -> str:
             ("tokens per block", " ".join(str(n) for n in report.tokens_per_block)),
             ("checkpoint", str(report.checkpoint)),
             ("data", report.data),
-            ("images", str(report.images)),
+            ("images", "%d%s" % (report.images, ", %d unreadable left out" % report.skipped_unreadable
+                                 if report.skipped_unreadable else "")),
             ("top-1", "%.2f %%" % report.top1),
             ("top-5", "%.2f %%" % report.top5),
             ("loss", "%.4f" % report.loss),

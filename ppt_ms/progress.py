@@ -37,7 +37,7 @@ class Progress:
         self.what, self.total, self.unit = what, total, unit
         self.stream = stream or sys.stderr
         self.interval = INTERVAL if interval is None else interval
-        self.done = self.written = 0
+        self.done = self.written = self.skipped = 0
         self.start = self.last_line = time.monotonic()
         self.first = None  # (count, time) after the first step
         self.bar = None
@@ -58,20 +58,29 @@ class Progress:
         once there are others: it often includes compiling."""
         now = time.monotonic()
         elapsed = now - self.start
-        if self.first is not None and self.done > self.first[0]:
-            rate = (self.done - self.first[0]) / max(now - self.first[1], 1e-9)
+        measured = self.done - self.skipped
+        if self.first is not None and measured > self.first[0]:
+            rate = (measured - self.first[0]) / max(now - self.first[1], 1e-9)
         else:
-            rate = self.done / elapsed if elapsed > 0 else 0.0
+            rate = measured / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else None
-        return "%s: %d/%d %s, %.1f %s/s, %s" % (
-            self.what, self.done, self.total, self.unit, rate, self.unit,
+        return "%s: %d/%d %s%s, %.1f %s/s, %s" % (
+            self.what, self.done, self.total, self.unit,
+            " (%d done before)" % self.skipped if self.skipped else "", rate, self.unit,
             "ETA %s" % format_duration(eta) if eta is not None and self.done < self.total
             else "took %s" % format_duration(elapsed))
+
+    def skip(self, count: int = 1):
+        """Count `count` units done before (a resumed run's): they are not in the rate or the ETA."""
+        self.done += count
+        self.skipped += count
+        if self.bar is not None:
+            self.bar.update(count)
 
     def update(self, count: int = 1):
         self.done += count
         if self.first is None:
-            self.first = (self.done, time.monotonic())
+            self.first = (self.done - self.skipped, time.monotonic())
         if self.quiet:
             return
         if self.bar is not None:

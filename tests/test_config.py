@@ -423,3 +423,14 @@ def test_mindcv_flags_name_the_key_to_use(flag, key, capsys):
         parse_cli([flag, "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1 and "mindcv's flag" in err[0] and key in err[0]
+
+
+@pytest.mark.parametrize("tool", ["embed", "eval", "quickstart", "sweep", "train", "visualize", "benchmark", "export"])
+def test_every_tool_help_says_what_it_does_in_whole_sentences(tool, capsys):
+    from helpers.paths import load_tool
+    with pytest.raises(SystemExit) as stop:
+        load_tool(tool).main(["--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0
+    description = " ".join(out.split("\n\n")[1].split())  # argparse: usage, blank line, description
+    assert description.endswith(".") and description[0].isupper(), description

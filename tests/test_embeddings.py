@@ -86,3 +86,32 @@ def test_embedding_tools_refuse_to_run_without_weights(tool, extra, digits_subse
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: no weights") and "--ckpt" in err[-1] and "model.pretrained" in err[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_embed_counts_what_it_leaves_out_and_takes_one_image_file(digits_subset, quickstart_weights, tmp_path,
+                                                                   capsys):
+    """Unreadable images (verify_images) and files of other kinds are named in the report, not dropped
+    silently; a GIF is an image; --images may name a single image file."""
+    from PIL import Image
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    source = sorted((digits_subset("left_out", {"val": 1}) / "val").rglob("*.png"))
+    for i, path in enumerate(source[:2]):
+        (folder / ("%d.png" % i)).write_bytes(path.read_bytes())
+    Image.open(source[2]).save(folder / "2.gif")
+    (folder / "broken.png").write_bytes(source[3].read_bytes()[:60])  # truncated
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image")
+    report = tmp_path / "report.json"
+    argv = ["--config", QUICKSTART, "--ckpt", quickstart_weights, "--images", str(folder), "--json", str(report),
+            "--data.verify_images", "true"]
+    assert load_tool("embed").main(argv) == 0
+    out, summary = capsys.readouterr().out, json.loads(report.read_text())
+    assert summary["images"] == 3 and "3 (" in out
+    assert any("skipped 2 unreadable image(s)" in note and "broken.png" in note and "empty.jpg" in note
+               for note in summary["left_out"])
+    assert any("ignored 1 file(s)" in note and ".txt: 1" in note for note in summary["left_out"])
+    assert "left out" in out
+    single = str(folder / "0.png")
+    assert load_tool("embed").main(argv[:5] + [single, "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["images"] == 1

@@ -152,3 +152,18 @@ def test_report_formatting_and_json_round_trip(tmp_path):
     assert "tome (r=4)" in text and "50.00 %" in text and "0.0120 G" in text and "not measured" in text
     write_json(report, tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text())["tokens_per_block"] == [65, 61]
+
+
+def test_eval_report_counts_the_unreadable_images_it_left_out(digits_subset, tmp_path, capsys):
+    root = digits_subset("eval_unreadable", {"val": 1})
+    (root / "val" / "3" / "empty.png").write_bytes(b"")
+    (root / "val" / "4" / "cut.png").write_bytes(next((root / "val" / "4").glob("0*.png")).read_bytes()[:50])
+    weights = tmp_path / "w.safetensors"
+    save_file({n: p.asnumpy() for n, p in create_model("vit_quickstart").parameters_dict().items()}, str(weights))
+    report_path = tmp_path / "eval.json"
+    argv = ["--config", QUICKSTART, "--data.path", str(root), "--ckpt", str(weights), "--json", str(report_path),
+            "--data.verify_images", "true", "--token_reduction.method", "none"]
+    assert eval_main(argv) == 0
+    report = json.loads(report_path.read_text())
+    assert report["images"] == 10 and report["skipped_unreadable"] == 2
+    assert "10, 2 unreadable left out" in capsys.readouterr().out

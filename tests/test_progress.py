@@ -58,3 +58,19 @@ def test_a_run_that_fails_writes_no_final_line(loud):
             shown.update(5)
             raise RuntimeError("decode failed")
     assert stream.getvalue().splitlines() == [stream.getvalue().splitlines()[0]]  # the first step's line only
+
+
+def test_units_done_before_are_not_in_the_rate(loud, monkeypatch):
+    """A resumed sweep: 5 settings skipped at once, then one measured every 2 s: 0.5 settings/s, not thousands."""
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    stream = io.StringIO()
+    with Progress("sweep", 7, "settings", stream=stream, interval=0.0) as shown:
+        shown.skip(5)
+        now[0] = 2.0
+        shown.update()
+        now[0] = 4.0
+        shown.update()
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "sweep: 6/7 settings (5 done before), 0.5 settings/s, ETA 0:00:02"
+    assert lines[1] == "sweep: 7/7 settings (5 done before), 0.5 settings/s, took 0:00:04"

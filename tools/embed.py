@@ -7,7 +7,7 @@ token reduction and without, and how close they stay (cosine similarity, no labe
 import sys
 
 from ppt_ms.cli import run_tool
-from ppt_ms.config import parse_cli
+from ppt_ms.config import parse_cli, summary
 from ppt_ms.embeddings import embedding_similarity, format_report, write_outputs
 
 
@@ -20,7 +20,7 @@ def tool_arguments(parser):
 
 
 def main(argv=None) -> int:
-    cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
+    cfg, args = parse_cli(argv, summary(__doc__), extra=tool_arguments)
 
     def work():
         report, reduced, unreduced, files = embedding_similarity(cfg, args.ckpt, args.images)

@@ -7,7 +7,7 @@ Under msrun each rank reads its shard of the folder; every rank prints the total
 import sys
 
 from ppt_ms.cli import run_tool
-from ppt_ms.config import parse_cli
+from ppt_ms.config import parse_cli, summary
 from ppt_ms.distributed import this_rank
 from ppt_ms.evaluate import evaluate_checkpoint, format_report, write_json
 
@@ -19,7 +19,7 @@ def tool_arguments(parser):
 
 
 def main(argv=None) -> int:
-    cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
+    cfg, args = parse_cli(argv, summary(__doc__), extra=tool_arguments)
 
     def work():
         report = evaluate_checkpoint(cfg, args.ckpt)

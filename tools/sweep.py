@@ -16,7 +16,7 @@ import sys
 
 from ppt_ms.builder import setup_context
 from ppt_ms.cli import run_tool
-from ppt_ms.config import eval_batch_size, parse_cli
+from ppt_ms.config import eval_batch_size, parse_cli, summary
 from ppt_ms.sweep import parse_grid, parse_methods, pick_setting, run_sweep, score_of, score_text, write_results
 from ppt_ms.sweep.journal import FILE_NAME as JOURNAL
 
@@ -38,7 +38,7 @@ def tool_arguments(parser):
 
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    cfg, args = parse_cli(argv, __doc__.splitlines()[0], extra=tool_arguments)
+    cfg, args = parse_cli(argv, summary(__doc__), extra=tool_arguments)
 
     def work():
         methods = parse_methods(args.methods or "none,%s" % cfg["token_reduction"]["method"])

@@ -7,7 +7,7 @@
 import sys
 
 from ppt_ms.cli import run_tool
-from ppt_ms.config import parse_cli
+from ppt_ms.config import parse_cli, summary
 from ppt_ms.train import train
 
 
@@ -17,7 +17,7 @@ def tool_arguments(parser):
 
 
 def main(argv=None) -> int:
-    cfg, args = parse_cli(argv, __doc__.strip().splitlines()[0], extra=tool_arguments)
+    cfg, args = parse_cli(argv, summary(__doc__), extra=tool_arguments)
     return run_tool(lambda: train(cfg, max_steps=args.max_steps), args.verbose)
 
 

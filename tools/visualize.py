@@ -7,7 +7,7 @@ import sys
 
 from ppt_ms.builder import setup_context
 from ppt_ms.cli import run_tool
-from ppt_ms.config import parse_cli
+from ppt_ms.config import parse_cli, summary
 from ppt_ms.visualize import FILLS, visualize
 
 
@@ -23,7 +23,7 @@ def tool_arguments(parser):
 
 
 def main(argv=None):
-    cfg, args = parse_cli(argv, __doc__.splitlines()[0], extra=tool_arguments)
+    cfg, args = parse_cli(argv, summary(__doc__), extra=tool_arguments)
 
     def work():
         setup_context(cfg["system"])

@@ -17,10 +17,10 @@ tokens than exist, an unregistered model name) belong to the model code.
 Modules: rules (value rules, ConfigError), yaml_io (reading YAML), schema (every key,
 its default and rule; cross-key checks), core (Config, make/load/dump), cli (parse_cli).
 """
-from .cli import parse_cli
+from .cli import parse_cli, summary
 from .core import Config, dump_config, load_config, make_config
 from .rules import ConfigError
 from .schema import BENCHMARK_VARIANTS, DEFAULTS, FORMULATION_KEYS, FUSED, METHODS, eval_batch_size
 
 __all__ = ["BENCHMARK_VARIANTS", "Config", "ConfigError", "DEFAULTS", "FORMULATION_KEYS", "FUSED", "METHODS", "dump_config",
-           "eval_batch_size", "load_config", "make_config", "parse_cli"]
+           "eval_batch_size", "load_config", "make_config", "parse_cli", "summary"]

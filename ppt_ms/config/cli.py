@@ -34,6 +34,11 @@ class _ListOverride(_Override):
             getattr(namespace, self.dest)[-1] = (key, [value])
 
 
+def summary(doc: str) -> str:
+    """A tool's one-sentence help: the first paragraph of its docstring, its lines joined."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
 def parse_cli(argv=None, description=None, extra=None):
     """Parse a tool's command line into ``(Config, argparse.Namespace)``.
 

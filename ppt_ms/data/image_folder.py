@@ -13,7 +13,7 @@ from typing import List, Tuple
 
 from PIL import Image
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp', '.gif')
 _WARNING_EXAMPLES = 5
 
 
@@ -75,6 +75,52 @@ def image_files(class_dir):
         sub_folders[:] = sorted(name for name in sub_folders if not name.startswith('.'))
         paths.extend(os.path.join(folder, name) for name in sorted(names) if is_image_file(name))
     return paths
+
+
+@dataclass(frozen=True)
+class ImageList:
+    """The images of a folder (or one image file) given for embeddings or a label-free sweep.
+
+    files: readable images in sorted order; skipped: [(path, reason)] found unreadable;
+    ignored: {extension: count} of visible files that are not images of a supported kind."""
+    files: List[str]
+    skipped: List[Tuple[str, str]]
+    ignored: dict
+
+    def notes(self) -> List[str]:
+        """What was left out, one line each (empty when nothing was)."""
+        out = []
+        if self.skipped:
+            examples = '; '.join(f'{path} ({reason})' for path, reason in self.skipped[:_WARNING_EXAMPLES])
+            more = f'; and {len(self.skipped) - _WARNING_EXAMPLES} more' if len(self.skipped) > _WARNING_EXAMPLES else ''
+            out.append(f"skipped {len(self.skipped)} unreadable image(s): {examples}{more}")
+        if self.ignored:
+            kinds = ', '.join(f'{ext or "no extension"}: {n}' for ext, n in sorted(self.ignored.items()))
+            out.append(f"ignored {sum(self.ignored.values())} file(s) that are not images of a supported kind "
+                       f"({kinds}; supported: {', '.join(IMAGE_EXTENSIONS)})")
+        return out
+
+
+def list_images(path, verify_images=False) -> ImageList:
+    """Every image below the folder `path` (read recursively, sorted), or `path` itself when it is an
+    image file; unreadable images and files of other kinds are counted, not silently dropped."""
+    if os.path.isfile(path):
+        if not is_image_file(os.path.basename(path)):
+            raise ValueError(f"'{path}' is not an image of a supported kind ({', '.join(IMAGE_EXTENSIONS)})")
+        candidates, ignored = [path], {}
+    elif os.path.isdir(path):
+        candidates, ignored = image_files(path), {}
+        for folder, sub_folders, names in os.walk(path, followlinks=True):
+            sub_folders[:] = [name for name in sub_folders if not name.startswith('.')]
+            for name in names:
+                if not name.startswith('.') and not is_image_file(name):
+                    extension = os.path.splitext(name)[1].lower()
+                    ignored[extension] = ignored.get(extension, 0) + 1
+    else:
+        raise ValueError(f"no such image file or folder: '{path}'")
+    problems = [(candidate, image_problem(candidate, verify_images)) for candidate in candidates]
+    return ImageList([p for p, problem in problems if problem is None],
+                     [(p, problem) for p, problem in problems if problem is not None], ignored)
 
 
 def scan_split(root, split, verify_images=False):

@@ -13,8 +13,7 @@ import mindspore as ms
 import mindspore.dataset as ds
 import mindspore.dataset.transforms as transforms
 
-from .image_folder import (IMAGE_EXTENSIONS, check_splits_match, image_files, image_problem, list_class_names,
-                           scan_split)
+from .image_folder import IMAGE_EXTENSIONS, check_splits_match, list_class_names, list_images, scan_split
 from .mixup import BatchMixup
 from .source import DecodedImages
 from .transforms import build_eval_transforms, build_train_transforms
@@ -182,6 +181,7 @@ def create_dataset(data_cfg, split, img_size, num_classes, training, batch_size=
                               num_parallel_workers=1, python_multiprocessing=False)
     dataset.image_count = shard_size if group_size > 1 else len(scan.samples)  # for progress displays
     dataset.files = [path for path, _ in scan.samples]  # every shard's
+    dataset.skipped = scan.skipped  # [(path, reason)] left out as unreadable
     if indexed:
         dataset.shard = (rank, group_size, len(scan.samples))
     return dataset
@@ -197,19 +197,22 @@ def shard_positions(rank: int, group_size: int, total: int, start: int, count: i
 
 
 def create_image_dataset(data_cfg, folder, img_size, batch_size):
-    """Batched eval pipeline over every image below `folder`, labelled or not (any sub-folders,
-    read recursively in sorted order); unreadable files are skipped as in `create_dataset`.
-    -> (dataset with columns image [B, 3, img_size, img_size] and a placeholder label, the files)."""
-    if not os.path.isdir(folder):
-        raise ValueError(f"image folder not found: '{folder}'")
-    verify = config_value(data_cfg, 'verify_images', False)
-    files = [path for path in image_files(folder) if image_problem(path, verify) is None]
-    if not files:
-        raise ValueError(f"no readable images below '{folder}' (extensions: {', '.join(IMAGE_EXTENSIONS)})")
-    workers = data_workers(data_cfg)
-    dataset = ds.GeneratorDataset(DecodedImages([(path, 0) for path in files]), column_names=['image', 'label'],
+    """Batched eval pipeline over every image below `folder` (any sub-folders, read recursively in
+    sorted order), or over the one image file `folder` names; labelled or not.  Unreadable images
+    and files of other kinds are left out with a warning naming them.
+    -> (dataset with columns image [B, 3, img_size, img_size] and a placeholder label, the files);
+    the dataset's `left_out` lists those notes for reports."""
+    images = list_images(folder, config_value(data_cfg, 'verify_images', False))
+    notes = images.notes()
+    for note in notes:
+        _logger.warning("%s: %s", folder, note)
+    if not images.files:
+        raise ValueError(f"no readable images in '{folder}' (extensions: {', '.join(IMAGE_EXTENSIONS)})"
+                         + (f"; {'; '.join(notes)}" if notes else ""))
+    dataset = ds.GeneratorDataset(DecodedImages([(path, 0) for path in images.files]), column_names=['image', 'label'],
                                   shuffle=False)
     dataset = dataset.map(operations=_image_transforms(data_cfg, img_size, False), input_columns='image',
-                          num_parallel_workers=workers).batch(batch_size, drop_remainder=False)
-    dataset.image_count = len(files)  # for progress displays
-    return dataset, files
+                          num_parallel_workers=data_workers(data_cfg)).batch(batch_size, drop_remainder=False)
+    dataset.image_count = len(images.files)  # for progress displays
+    dataset.left_out = notes
+    return dataset, images.files

@@ -150,7 +150,7 @@ def run_sweep(cfg, grid_items, methods, weights=None, evaluate_fn=evaluate, log=
         key = setting_key(point_cfg["token_reduction"].to_dict())
         if journal is not None and key in journal.rows:
             rows.append(journal.rows[key])
-            settings.update()
+            settings.skip()
             continue
         scorer = evaluate_point(point.label()) if evaluate_fn is evaluate else evaluate_fn
         metrics, tokens = measure(point_cfg, state, dataset, scorer, wrap)

@@ -70,10 +70,11 @@ def token_plan(depth: int, num_tokens: int, method: str = "none", r: Union[int, 
     tokens, `num_prefix_tokens` of them protected (CLS, distillation token).
 
     Each requested r is clamped to what bipartite matching can remove,
-    (N - protected) // 2, as the published code does.  A request for more tokens
-    than exist is a configuration error: for PPT/prune, more than the listed
-    block receives; for ToMe, whose constant r is meant to shrink away in late
-    blocks, more than the model's input has.
+    (N - protected) // 2, as the published code does.  A request that cannot be
+    meant is a configuration error, the same rule on every model: for PPT/prune,
+    more tokens than the listed block receives; for ToMe, whose constant r is meant
+    to shrink away in late blocks, more than bipartite matching can merge in the
+    model's input ((N - protected) // 2 with N the input's tokens).
     """
     if method not in METHODS:
         raise ValueError("token_reduction.method %r is not one of %s" % (method, "|".join(METHODS)))
@@ -88,11 +89,16 @@ def token_plan(depth: int, num_tokens: int, method: str = "none", r: Union[int, 
         if want < 0:
             raise ValueError("token_reduction.r must be >= 0, block %d asks for %d" % (index, want))
         removable = n - num_prefix_tokens
-        available = num_tokens - num_prefix_tokens if method == "tome" else removable
-        if want > available:
+        if method == "tome" and want > (num_tokens - num_prefix_tokens) // 2:
+            raise ValueError(
+                "token_reduction.r asks block %d to merge %d tokens but ToMe merges at most half of the %d tokens "
+                "besides the %d protected one(s) (%d); lower r (with a constant r, later blocks merge fewer as "
+                "tokens run out)" % (index, want, num_tokens - num_prefix_tokens, num_prefix_tokens,
+                                     (num_tokens - num_prefix_tokens) // 2))
+        if method != "tome" and want > removable:
             raise ValueError(
                 "token_reduction.r asks block %d to remove %d tokens but it only has %d besides the %d protected "
-                "token(s); lower r or use fewer/earlier layers" % (index, want, available, num_prefix_tokens))
+                "token(s); lower r or use fewer/earlier layers" % (index, want, removable, num_prefix_tokens))
         applied = max(0, min(want, removable // 2))
         plan.append(BlockPlan(index, n, applied, method if applied > 0 else "none"))
         n -= applied
