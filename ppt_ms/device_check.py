@@ -1,7 +1,7 @@
 """Check a device against the published results: `tools/check_device.py --device Ascend`.
 
-On the compact conformance set (tests/data/conformance_mini: DeiT-Tiny with structured weights,
-8 images, 7 PPT/ToMe cases, outputs of the published PyTorch code), the network this device runs
+On the compact conformance set (tests/data/conformance_mini, shipped as ppt_ms/conformance_mini:
+DeiT-Tiny with structured weights, 8 images, 7 PPT/ToMe cases, outputs of the published PyTorch code), the network this device runs
 for inference (formulations.prepare) must give the reference's logits (to 1e-4), token counts,
 PPT pool/prune choices and token sizes.  One training step must start from the reference's loss
 and end with finite, changed weights; with `msrun_workers`, the same step on that many ranks must
@@ -45,8 +45,9 @@ class Row:
 
 
 def default_data() -> str:
-    """The compact conformance set of this checkout."""
-    return str(Path(__file__).resolve().parents[1] / "tests" / "data" / "conformance_mini")
+    """The compact conformance set, shipped inside the package (a link to tests/data/conformance_mini
+    in a checkout, the files themselves in an installed wheel)."""
+    return str(Path(__file__).parent / "conformance_mini")
 
 
 class ConformanceSet:

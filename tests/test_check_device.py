@@ -50,3 +50,26 @@ def test_missing_data_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == ("error: no conformance set at %s (manifest.json missing); pass --data with the folder "
                    "tests/data/conformance_mini of a ppt_ms checkout" % tmp_path)
+
+
+def test_an_installed_package_carries_its_conformance_set(tmp_path):
+    """A wheel (what pip installs) holds the compact set that device_check reads, and the kernels' sources."""
+    import subprocess
+    import sys
+    import zipfile
+    from helpers.paths import ROOT
+    from ppt_ms.device_check import default_data
+    assert os.path.isfile(os.path.join(default_data(), "manifest.json"))
+    assert os.path.relpath(default_data(), ROOT / "ppt_ms") == "conformance_mini"
+    source = tmp_path / "source"  # a copy, links kept: setuptools writes build/ into the tree it builds
+    shutil.copytree(ROOT / "ppt_ms", source / "ppt_ms", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(MINI, source / "tests" / "data" / "conformance_mini")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True)
+    wheel, = tmp_path.glob("ppt_ms-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = sorted(os.listdir(default_data()))
+    assert {"ppt_ms/conformance_mini/" + name for name in shipped} <= names and "weights.safetensors" in shipped
+    assert "ppt_ms/formulations/cpu_layers.cc" in names
