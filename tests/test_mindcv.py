@@ -93,24 +93,30 @@ def test_mindcv_training_checkpoint_loads_live_or_ema_weights(caplog, pynative):
     np.testing.assert_allclose(run(net, case), np.load(MINDCV / case / "train_ema_logits.npy"), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("with_model", [True, False])
-def test_convert_writes_timm_named_weights_of_a_mindcv_checkpoint(with_model, tmp_path, capsys, monkeypatch):
-    case = "v030_vit_b_32_224"
+CONVERSIONS = [(case, "weights.ckpt", "logits.npy", True) for case in sorted(CASES)] + [
+    ("v030_vit_b_32_224", "train_adamw_ema.ckpt", "train_logits.npy", True),
+    ("v030_vit_b_32_224", "train_adamw_ema.ckpt", "train_logits.npy", False)]
+
+
+@pytest.mark.parametrize("case, source, logits, with_model", CONVERSIONS)
+def test_convert_writes_timm_named_weights_of_mindcv_checkpoints(case, source, logits, with_model, tmp_path, capsys,
+                                                                 monkeypatch, pynative):
     out = tmp_path / "converted.ckpt"
-    argv = ["--src", str(MINDCV / case / "train_adamw_ema.ckpt"), "--dst", str(out)]
+    argv = ["--src", str(MINDCV / case / source), "--dst", str(out)]
     if with_model:  # convert builds registered models: the tiny one is registered for this test only
         from ppt_ms.models import registry
-        monkeypatch.setitem(registry._MODELS, "tiny_vit_b_32", lambda **kw: mindcv_net(case, **kw))
-        argv += ["--model", "tiny_vit_b_32"]
+        monkeypatch.setitem(registry._MODELS, "tiny_" + case, lambda **kw: mindcv_net(case, **kw))
+        argv += ["--model", "tiny_" + case]
     assert load_tool("convert").main(argv) == 0
     printed = capsys.readouterr().out
-    assert "read as mindcv 0.3's key layout" in printed and "set aside training state" in printed
+    assert "read as mindcv %s's key layout" % CASES[case]["mindcv"][:3] in printed
+    assert ("set aside training state" in printed) == source.startswith("train")
     weights = read_state_dict(out)
-    assert not any(k.startswith(("adam_", "ema.")) or "gamma" in k for k in weights)
+    assert not any(k.startswith(("adam_", "ema.", "backbone.")) or "gamma" in k for k in weights)
     assert "global_step" not in weights and "blocks.0.norm1.weight" in weights
     net = mindcv_net(case)
     load_pretrained(net, str(out))
-    np.testing.assert_allclose(run(net, case), np.load(MINDCV / case / "train_logits.npy"), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(run(net, case), np.load(MINDCV / case / logits), rtol=0, atol=1e-5)
 
 
 def test_mindcv_model_with_tome_exports_to_onnx(tmp_path, pynative):

@@ -249,6 +249,14 @@ def test_quickstart_trains_above_chance_keeps_last_checkpoints_and_evaluates(dig
         np.testing.assert_array_equal(saved[name], param.asnumpy())
     assert int(saved["train_state.global_step"]) == 176 and int(saved["train_state.epoch"]) == 4
     assert {"exp_avg.head.weight", "exp_avg_sq.head.weight", "state_step"} <= set(saved)
+    # the checkpoint loads as weights from the API, its training state set aside with a note
+    from ppt_ms.checkpoint import load_pretrained
+    from ppt_ms.models import create_model
+    fresh = create_model("vit_quickstart")
+    note = load_pretrained(fresh, str(output / "step00000176.ckpt")).training_state
+    assert "optimizer moments" in note and "exp_avg.*" in note and "train_state.global_step" in note
+    for name, param in result.net.parameters_dict().items():
+        np.testing.assert_array_equal(fresh.parameters_dict()[name].asnumpy(), param.asnumpy())
 
     from tools.eval import main as eval_main
     report_path = tmp_path / "eval.json"
