@@ -141,3 +141,22 @@ def test_drop_path_rate_leaves_evaluation_unchanged(pynative, plain_params, imag
     assert not np.allclose(trained[0], evaluated) and not np.allclose(trained[0], trained[1])
     net.set_train(False)
     assert np.array_equal(net(ms.Tensor(images)).asnumpy(), evaluated)
+
+
+@pytest.mark.parametrize("name", ["vit_small_patch32_224", "vit_base_patch32_224", "vit_base_patch32_384",
+                                  "vit_large_patch32_224", "vit_large_patch32_384", "vit_b_32_224", "vit_l_16_384"])
+def test_patch32_and_mindcv_models_have_timms_parameters_of_their_shape(name):
+    """timm's patch-16 model of the same width and input size, with the 32 px kernel and the shorter
+    position embedding a 32 px grid gives (timm 1.0.31's vit_*_patch32_* have exactly these)."""
+    size = {"small": "small", "base": "base", "large": "large", "b": "base", "l": "large"}
+    parts = name.split("_")
+    width = size[parts[1]]
+    patch = int(parts[2].replace("patch", ""))
+    img = int(parts[3])
+    theirs = {key: tuple(shape) for key, shape in TIMM["vit_%s_patch16_%d" % (width, img)]["state_dict"].items()}
+    dim = theirs["cls_token"][2]
+    theirs["patch_embed.proj.weight"] = (dim, 3, patch, patch)
+    theirs["pos_embed"] = (1, (img // patch) ** 2 + 1, dim)
+    with no_init_parameters():
+        net = create_model(name, num_classes=1000)
+    assert {n: tuple(p.shape) for n, p in net.parameters_and_names()} == theirs
