@@ -176,12 +176,13 @@ def _skip_other_classifier(state: Dict[str, np.ndarray], params, report: LoadRep
                 report.skipped[key] = ((), tuple(params[key].shape))
         logger.warning("the checkpoint has no classifier (head.*): the network's classifier keeps its initialisation")
         return
-    if theirs is None or theirs.ndim != 2 or (ours is not None and theirs.shape[0] == ours.shape[0]):
-        return
+    has_classifier = any(k.startswith(("head.", "head_dist.")) for k in params)
+    if theirs is None or theirs.ndim != 2 or (has_classifier and (ours is None or theirs.shape[0] == ours.shape[0])):
+        return  # nothing to skip, or a classifier under other names (a CPU layout): the key check reports it
     for key in CLASSIFIER_KEYS:
-        if key in state and (ours is None or key in params):
+        if key in state and (not has_classifier or key in params):
             report.skipped[key] = (state.pop(key).shape, tuple(params[key].shape) if key in params else ())
-    if ours is None:
+    if not has_classifier:
         logger.warning("the checkpoint's classifier (head.weight %s, %d classes) is not used: the network has none "
                        "(num_classes 0, it returns its embedding); skipped %s", theirs.shape, theirs.shape[0],
                        ", ".join(report.skipped))
