@@ -141,24 +141,42 @@ def export_network(net: nn.Cell, images: ms.Tensor, path: str, file_format: str 
 
 
 def output_names(cell: nn.Cell):
-    """The names of an exported file's outputs: logits (embeddings for a network without a
-    classifier, and for Features), then the source map of a network that traces it.  None (the
-    exporter's numbers) for the internal TokenTrace file, whose named outputs MindSpore 2.10's
-    exporter writes into an invalid graph."""
-    if isinstance(cell, TokenTrace):
+    """The name of an exported file's one output: logits, or embeddings for a network without a
+    classifier and for Features.  None (the exporter's numbers) for a network of several outputs:
+    a TokenTrace, or a network tracing its source map."""
+    if isinstance(cell, TokenTrace) or getattr(cell, "trace_source", False):
         return None
-    if isinstance(cell, Features):
+    if isinstance(cell, Features) or getattr(cell, "num_classes", 1) == 0:
         return ["embeddings"]
-    first = "embeddings" if getattr(cell, "num_classes", 1) == 0 else "logits"
-    return [first, "source"] if getattr(cell, "trace_source", False) else [first]
+    return ["logits"]
 
 
 def write_onnx(cell: nn.Cell, net: nn.Cell, images: ms.Tensor, path: str):
     """Export `cell` (`net` or a Cell around it) to ONNX with `net` in its exportable formulation
     (formulations/onnx.py), then put ONNX's exact Erf back (onnx_erf)."""
     with onnx_formulation(net):
-        ms.onnx.export(cell, images, file_name=path, input_names=["images"], output_names=output_names(cell))
+        ms.onnx.export(cell, images, file_name=path)
     use_onnx_erf(path)
+    names = output_names(cell)
+    if names:
+        rename_onnx_values(path, {"inputs": ["images"], "outputs": names})
+
+
+def rename_onnx_values(path: str, names: dict):
+    """Rename the ONNX file's graph inputs and outputs in place (names: {"inputs": [...], "outputs":
+    [...]}, in order), and every node that reads or writes them.  Done on the file: MindSpore 2.10's
+    exporter, given output_names, named a constant instead of the output of some graphs."""
+    import onnx
+    model = onnx.load(path)
+    graph = model.graph
+    renames = dict(zip([value.name for value in graph.input], names["inputs"]))
+    renames.update(zip([value.name for value in graph.output], names["outputs"]))
+    for value in list(graph.input) + list(graph.output):
+        value.name = renames.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    onnx.save(model, path)
 
 
 def _as_arrays(outputs):
