@@ -37,6 +37,7 @@ EXPECTED_DEFAULTS = {
     "benchmark": {"batch_sizes": [1, 64], "compare": ["none", "tome", "ppt"], "warmup": 3,
                   "repeats": 10, "training": False, "isolate": False, "runtime": "mindspore",
                   "data_pipeline": False},
+    "budget": {"macs": None, "speedup": None, "batch_size": 64},
     "system": {"device_target": "CPU", "mode": "graph", "seed": 0, "amp_level": "O0", "amp_dtype": "float16"},
 }
 

@@ -102,6 +102,11 @@ SCHEMA = {
         "data_pipeline": (False, Bool()),  # time the eval data pipeline (data.path's val split), no model
         "runtime": ("mindspore", Choice("mindspore", "onnxruntime")),  # onnxruntime: time exported ONNX files
     },
+    "budget": {  # tools/calibrate.py: what the calibrated schedule must meet (at least one of macs, speedup)
+        "macs": (None, Nullable(Float(0.0, 1.0, low_open=True))),  # a fraction of the unreduced model's MACs
+        "speedup": (None, Nullable(Float(1.0, low_open=True))),  # measured side by side at budget.batch_size
+        "batch_size": (64, Int(1)),
+    },
     "system": {
         "device_target": ("CPU", Choice("CPU", "GPU", "Ascend")),
         "mode": ("graph", Choice("graph", "pynative")),

@@ -209,10 +209,16 @@ def create_image_dataset(data_cfg, folder, img_size, batch_size):
     if not images.files:
         raise ValueError(f"no readable images in '{folder}' (extensions: {', '.join(IMAGE_EXTENSIONS)})"
                          + (f"; {'; '.join(notes)}" if notes else ""))
-    dataset = ds.GeneratorDataset(DecodedImages([(path, 0) for path in images.files]), column_names=['image', 'label'],
+    dataset = image_list_dataset(data_cfg, images.files, img_size, batch_size)
+    dataset.left_out = notes
+    return dataset, images.files
+
+
+def image_list_dataset(data_cfg, files, img_size, batch_size):
+    """Batched eval pipeline over the image files `files`, in that order (columns image, placeholder label)."""
+    dataset = ds.GeneratorDataset(DecodedImages([(path, 0) for path in files]), column_names=['image', 'label'],
                                   shuffle=False)
     dataset = dataset.map(operations=_image_transforms(data_cfg, img_size, False), input_columns='image',
                           num_parallel_workers=data_workers(data_cfg)).batch(batch_size, drop_remainder=False)
-    dataset.image_count = len(images.files)  # for progress displays
-    dataset.left_out = notes
-    return dataset, images.files
+    dataset.image_count = len(files)  # for progress displays
+    return dataset

@@ -52,9 +52,9 @@ def series_colours(names):
     return colours
 
 
-def line_plot(series, front, x_label, y_label, title, path):
-    """Draw `series` ({name: [(x, y), ...]}, each joined in x order) and ring the
-    `front` points [(x, y), ...] on one chart; save a PNG at `path`."""
+def line_plot(series, front, x_label, y_label, title, path, scattered=(), front_label="Pareto front"):
+    """Draw `series` ({name: [(x, y), ...]}, each joined in x order unless named in `scattered`)
+    and ring the `front` points [(x, y), ...] (named `front_label`) on one chart; save a PNG at `path`."""
     points = [p for values in series.values() for p in values]
     if not points:
         raise ValueError("nothing to plot for %s: no measured points" % path)
@@ -97,18 +97,19 @@ def line_plot(series, front, x_label, y_label, title, path):
     for name, values in series.items():
         colour = colours[name]
         ordered = [at(*p) for p in sorted(values)]
-        if len(ordered) > 1:
+        if len(ordered) > 1 and name not in scattered:
             draw.line(ordered, fill=colour, width=2)
         for x, y in ordered:
             draw.ellipse([x - MARKER, y - MARKER, x + MARKER, y + MARKER], fill=colour)
 
-    entries = list(colours.items()) + [("Pareto front", None)]
+    entries = list(colours.items()) + [(front_label, None)]
     for i, (name, colour) in enumerate(entries):
         x, y = RIGHT + 20, TOP + 10 + 22 * i
         if colour is None:
             draw.ellipse([x - RING + 10, y - RING, x + RING + 10, y + RING], outline=FRONT, width=2)
         else:
-            draw.line([(x, y), (x + 20, y)], fill=colour, width=2)
+            if name not in scattered:
+                draw.line([(x, y), (x + 20, y)], fill=colour, width=2)
             draw.ellipse([x + 10 - MARKER, y - MARKER, x + 10 + MARKER, y + MARKER], fill=colour)
         put(draw, (x + 30, y), name, text, down="m")
     image.save(path, optimize=True)
