@@ -18,16 +18,26 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def kl_per_image(reference: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """KL(softmax(reference) || softmax(outputs)) of every image [N], in nats."""
+    log_p, log_q = _log_softmax(reference), _log_softmax(outputs)
+    return (np.exp(log_p) * (log_p - log_q)).sum(axis=1)
+
+
+def cosine_distance_per_image(reference: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """1 - cos(reference, outputs) of every image [N]."""
+    cos = (reference * outputs).sum(axis=1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(outputs, axis=1))
+    return 1.0 - cos
+
+
 def kl_divergence(reference: np.ndarray, outputs: np.ndarray) -> float:
     """Mean over images of KL(softmax(reference) || softmax(outputs)), in nats."""
-    log_p, log_q = _log_softmax(reference), _log_softmax(outputs)
-    return float((np.exp(log_p) * (log_p - log_q)).sum(axis=1).mean())
+    return float(kl_per_image(reference, outputs).mean())
 
 
 def cosine_distance(reference: np.ndarray, outputs: np.ndarray) -> float:
     """Mean over images of 1 - cos(reference, outputs)."""
-    cos = (reference * outputs).sum(axis=1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(outputs, axis=1))
-    return float((1.0 - cos).mean())
+    return float(cosine_distance_per_image(reference, outputs).mean())
 
 
 def agreement(reference: np.ndarray, outputs: np.ndarray) -> float:
@@ -44,8 +54,18 @@ class Objective:
             "1 - cosine similarity to the unreduced embedding"
         self.short = "KL" if self.classifier else "1 - cosine"
 
+    def per_image(self, reference: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """The divergence of every image [N]."""
+        return (kl_per_image if self.classifier else cosine_distance_per_image)(reference, outputs)
+
+    def flipped(self, reference: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """1 where an image's top class is not the unreduced network's, else 0 [N] (all 0 for embeddings)."""
+        if not self.classifier:
+            return np.zeros(len(reference))
+        return (reference.argmax(axis=1) != outputs.argmax(axis=1)).astype(np.float64)
+
     def __call__(self, reference: np.ndarray, outputs: np.ndarray) -> float:
-        return kl_divergence(reference, outputs) if self.classifier else cosine_distance(reference, outputs)
+        return float(self.per_image(reference, outputs).mean())
 
     def summary(self, reference: np.ndarray, outputs: np.ndarray) -> dict:
         """The held-out report of one schedule: the divergence and, for a classifier, top-1 agreement."""

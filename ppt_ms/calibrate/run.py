@@ -140,12 +140,13 @@ def calibrate(cfg, weights: Optional[str], images: str, out_dir: str, log: Calla
                                "%.3f); raise budget.macs%s" % (method, floor, m["name"], target,
                                                                " or lower budget.speedup" if wanted["speedup"] else ""))
     listed = list_images(images, cfg["data"]["verify_images"])
+    if not listed.files:
+        raise CalibrationError("no readable images in '%s'%s" % (images, "".join("; " + n for n in listed.notes())))
     for note in listed.notes():
         log("%s: %s" % (images, note))
     calibration_files, held_files = split_files(listed.files)
     setup_context(cfg["system"])
-    with no_init_parameters():
-        probe = create_model(m["name"], num_classes=m["num_classes"], img_size=m["img_size"])
+    probe = create_model(m["name"], num_classes=m["num_classes"], img_size=m["img_size"])
     load_pretrained(probe, weights, use_ema=m["use_ema"])
     state = {p.name: p.asnumpy() for p in probe.get_parameters()}
     networks, objective = Networks(cfg, state), Objective(m["num_classes"])
@@ -157,8 +158,9 @@ def calibrate(cfg, weights: Optional[str], images: str, out_dir: str, log: Calla
     del unreduced
 
     def score(token_reduction):
-        return objective(reference["calibration"], network_outputs(networks.build(token_reduction),
-                                                                   data["calibration"]))
+        outputs = network_outputs(networks.build(token_reduction), data["calibration"])
+        return objective.per_image(reference["calibration"], outputs), objective.flipped(reference["calibration"],
+                                                                                         outputs)
     journal = SweepJournal(os.path.join(out_dir, JOURNAL), {
         "task": "calibration", "model": m["name"], "img_size": m["img_size"], "num_classes": m["num_classes"],
         "weights": weights_fingerprint(state), "objective": objective.name,
@@ -178,15 +180,17 @@ def calibrate(cfg, weights: Optional[str], images: str, out_dir: str, log: Calla
         if wanted["speedup"]:
             chosen, speed, target = meet_speedup(cfg, networks, search, run_search, chosen, target, log)
     search.progress = None
+    visited = [s.row() for s in search.scored.values()]  # before the baselines are scored too
     report = held_out_report(cfg, networks, objective, reference, data, chosen, search, depth, tokens, prefix,
                              budget, target)
+    report["visited"] = visited
     report.update(weights=os.path.abspath(weights), budget={"macs": wanted["macs"], "speedup": wanted["speedup"], "batch_size": wanted["batch_size"],
                           "macs_target": target},
                   images={"folder": os.path.abspath(images), "calibration": len(calibration_files),
                           "held_out": len(held_files), "left_out": listed.notes()},
                   speed=speed, seconds=time.perf_counter() - started,
                   machine={"cpu": _cpu(), "cpu_count": os.cpu_count()})
-    write_outputs(cfg, report, search, out_dir)
+    write_outputs(cfg, report, out_dir)
     return report
 
 
@@ -245,11 +249,10 @@ def held_out_report(cfg, networks, objective, reference, data, chosen, search, d
     return {"model": cfg["model"]["name"], "method": method, "objective": objective.name,
             "unreduced_gmacs": budget.unreduced / 1e9,
             "chosen": entry(chosen.token_reduction),
-            "baselines": {name: entry(tr) for name, tr in baselines(method, depth, budget, target, tr_max).items()},
-            "visited": [s.row() for s in search.scored.values()]}
+            "baselines": {name: entry(tr) for name, tr in baselines(method, depth, budget, target, tr_max).items()}}
 
 
-def write_outputs(cfg, report, search, out_dir):
+def write_outputs(cfg, report, out_dir):
     """config.yaml, report.json and divergence_vs_macs.png, each through a temporary file."""
     os.makedirs(out_dir, exist_ok=True)
     tr = dict(cfg["token_reduction"].to_dict(), **report["chosen"]["token_reduction"])
@@ -257,7 +260,7 @@ def write_outputs(cfg, report, search, out_dir):
     calibrated = make_config(dict(cfg.to_dict(), token_reduction=tr, model=model))
     _atomic(os.path.join(out_dir, "config.yaml"), lambda path: dump_config(calibrated, path))
     _atomic(os.path.join(out_dir, "report.json"), lambda path: reporting.write_json(report, path))
-    series = {"visited schedules": [(s.macs_fraction, s.divergence) for s in search.scored.values()]}
+    series = {"visited schedules": [(row["macs_fraction"], row["divergence"]) for row in report["visited"]]}
     for name, entry in report["baselines"].items():
         series[name] = [(entry["macs_fraction"], entry["calibration_divergence"])]
     chosen = report["chosen"]
