@@ -64,10 +64,10 @@ def pick(default: Optional[Scored], candidates: List[Optional[Scored]]) -> Score
 
 class Search:
     """Scores schedules once each (`score_fn(token_reduction) -> (per-image divergences, per-image
-    top-class changes)`), remembering them in
-    `journal` (a SweepJournal or None) so that a killed calibration resumes."""
+    top-class changes)`), remembering them in `journal` (a SweepJournal or None) so that a killed
+    calibration resumes."""
 
-    def __init__(self, budget: schedules.Budget, score_fn: Callable[[dict], float], journal=None,
+    def __init__(self, budget: schedules.Budget, score_fn: Callable[[dict], tuple], journal=None,
                  log: Callable[[str], None] = print, progress=None):
         self.budget, self.score_fn, self.journal, self.log, self.progress = budget, score_fn, journal, log, progress
         self.scored: Dict[str, Scored] = {}
@@ -79,9 +79,7 @@ class Search:
         if key in self.scored:
             return self.scored[key]
         if self.journal is not None and key in self.journal.rows:
-            row = self.journal.rows[key]
-            result = Scored(row["token_reduction"], row["macs_fraction"], row["divergence"], row["stage"],
-                            row["per_image"], row["flipped"])
+            result = Scored(**self.journal.rows[key])
             if self.progress is not None:
                 self.progress.skip()
         else:
