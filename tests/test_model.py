@@ -160,3 +160,14 @@ def test_patch32_and_mindcv_models_have_timms_parameters_of_their_shape(name):
     with no_init_parameters():
         net = create_model(name, num_classes=1000)
     assert {n: tuple(p.shape) for n, p in net.parameters_and_names()} == theirs
+
+
+@pytest.mark.parametrize("name, source, prefix", [("vit_base_patch16_clip_384", "vit_base_patch16_clip_224", 1),
+                                                  ("vit_base_patch16_siglip_384", "vit_base_patch16_siglip_224", 0)])
+def test_384_px_family_models_have_timms_parameters(name, source, prefix):
+    """timm's 224 px model of the family with the position embedding of a 24 x 24 grid."""
+    theirs = {key: tuple(shape) for key, shape in TIMM[source]["state_dict"].items()}
+    theirs["pos_embed"] = (1, 24 * 24 + prefix, theirs["pos_embed"][2])
+    with no_init_parameters():
+        net = create_model(name, num_classes=theirs["head.weight"][0] if "head.weight" in theirs else 0)
+    assert {n: tuple(p.shape) for n, p in net.parameters_and_names()} == theirs and net.patch_embed.img_size == 384

@@ -284,7 +284,9 @@ def _architectures() -> dict:
     table["vit_base_patch16_clip_quickgelu_224"] = dict(_size("base", 16, 224), act_layer="quick_gelu", num_classes=512,
                                                         **CLIP)
     table["vit_large_patch14_clip_224"] = dict(_size("large", 14, 224), **CLIP)
+    table["vit_base_patch16_clip_384"] = dict(_size("base", 16, 384), **CLIP)
     table["vit_base_patch16_siglip_224"] = dict(_size("base", 16, 224), **SIGLIP)
+    table["vit_base_patch16_siglip_384"] = dict(_size("base", 16, 384), **SIGLIP)
     table["vit_base_patch16_siglip_gap_224"] = dict(_size("base", 16, 224), class_token=False, global_pool="avg",
                                                     fc_norm=False, num_classes=0)
     dinov2 = dict(init_values=1e-5, num_classes=0)
