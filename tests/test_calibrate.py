@@ -195,3 +195,15 @@ def test_every_family_calibrates_within_the_budget(family, images, tmp_path, mon
         with pytest.raises(ValueError, match="no class token"):
             calibrate(load_config(QUICKSTART, overrides + ["token_reduction.method=ppt"]), weights, images,
                       str(tmp_path / "ppt"), log=lambda line: None)
+
+
+def test_the_default_stays_unless_a_schedule_is_significantly_closer():
+    from ppt_ms.calibrate.search import Scored, pick
+    default = Scored({"method": "tome", "r": 5}, 0.7, 0.5, "slope +0.0", [0.5, 0.5, 0.5, 0.5], flipped=1)
+    noisy = Scored({"method": "tome", "r": [6, 4]}, 0.7, 0.45, "slope", [0.1, 0.9, 0.1, 0.7], flipped=1)
+    clear = Scored({"method": "tome", "r": [7, 3]}, 0.7, 0.3, "slope", [0.3, 0.31, 0.29, 0.3], flipped=1)
+    flips = Scored({"method": "tome", "r": [8, 2]}, 0.7, 0.2, "slope", [0.2, 0.21, 0.19, 0.2], flipped=2)
+    assert pick(default, [default, noisy]) is default  # mean 0.05 lower, standard error 0.2
+    assert pick(default, [default, noisy, clear]) is clear
+    assert pick(default, [default, flips]) is default  # closer, but changes one more top class
+    assert pick(None, [noisy, clear, flips]) is flips
