@@ -7,11 +7,11 @@ block shaped the same way, and the threshold.  For a shape, `fit` finds the smal
 MACs are within the budget: the least reduction that meets it.
 """
 import itertools
-import json
 import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..flops import count_macs_for
+from ..sweep.journal import setting_key
 
 SLOPES = (-0.8, -0.4, 0.0, 0.4, 0.8)
 PPT_SHAPES = (0.0, -0.5, 0.5)  # uniform r, more early, more late
@@ -30,7 +30,7 @@ class Budget:
 
     def macs(self, token_reduction) -> Optional[int]:
         """MACs per image, or None when the model refuses the schedule (r beyond its tokens)."""
-        key = json.dumps(token_reduction, sort_keys=True)
+        key = setting_key(token_reduction)
         if key not in self.counted:
             try:
                 self.counted[key] = count_macs_for(self.model, token_reduction, self.img_size, self.num_classes).total

@@ -77,6 +77,13 @@ def image_files(class_dir):
     return paths
 
 
+def skipped_examples(skipped) -> str:
+    """The first few [(path, reason)] of unreadable images as 'path (reason); ...; and N more'."""
+    examples = '; '.join(f'{path} ({reason})' for path, reason in skipped[:_WARNING_EXAMPLES])
+    more = f'; and {len(skipped) - _WARNING_EXAMPLES} more' if len(skipped) > _WARNING_EXAMPLES else ''
+    return examples + more
+
+
 @dataclass(frozen=True)
 class ImageList:
     """The images of a folder (or one image file) given for embeddings or a label-free sweep.
@@ -91,9 +98,7 @@ class ImageList:
         """What was left out, one line each (empty when nothing was)."""
         out = []
         if self.skipped:
-            examples = '; '.join(f'{path} ({reason})' for path, reason in self.skipped[:_WARNING_EXAMPLES])
-            more = f'; and {len(self.skipped) - _WARNING_EXAMPLES} more' if len(self.skipped) > _WARNING_EXAMPLES else ''
-            out.append(f"skipped {len(self.skipped)} unreadable image(s): {examples}{more}")
+            out.append(f"skipped {len(self.skipped)} unreadable image(s): {skipped_examples(self.skipped)}")
         if self.ignored:
             kinds = ', '.join(f'{ext or "no extension"}: {n}' for ext, n in sorted(self.ignored.items()))
             out.append(f"ignored {sum(self.ignored.values())} file(s) that are not images of a supported kind "
@@ -146,9 +151,7 @@ def scan_split(root, split, verify_images=False):
             raise ValueError(f"class folder '{class_dir}' has no readable images "
                              f"({len(paths)} found, all skipped)")
     if skipped:
-        examples = '; '.join(f'{path} ({reason})' for path, reason in skipped[:_WARNING_EXAMPLES])
-        more = f'; and {len(skipped) - _WARNING_EXAMPLES} more' if len(skipped) > _WARNING_EXAMPLES else ''
-        warnings.warn(f"skipped {len(skipped)} unreadable images in '{split_dir}': {examples}{more}",
+        warnings.warn(f"skipped {len(skipped)} unreadable images in '{split_dir}': {skipped_examples(skipped)}",
                       stacklevel=2)
     return FolderScan(split_dir, class_names, samples, skipped)
 
